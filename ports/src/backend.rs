@@ -1,0 +1,102 @@
+//! The bundle of ports the rest of the system uses, and how to build it.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{BlobStore, EventStore, FlagStore, Ledger, Queue, Result, Secrets};
+
+/// Every port, behind one cheap-to-clone handle.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    pub queue: Arc<dyn Queue>,
+    pub ledger: Arc<dyn Ledger>,
+    pub events: Arc<dyn EventStore>,
+    pub flags: Arc<dyn FlagStore>,
+    pub secrets: Secrets,
+    pub blobs: Arc<dyn BlobStore>,
+    /// One line naming the backend, for logs and `status`.
+    pub description: String,
+}
+
+/// Settings of the embedded (SQLite) backend.
+#[derive(Debug, Clone)]
+pub struct EmbeddedSettings {
+    /// Holds `switchyard.sqlite` (+ WAL), `blobs/` and `secrets/`.
+    pub data_dir: PathBuf,
+    /// Receives after which a message moves to the DLQ (SQS maxReceiveCount).
+    pub max_receive_count: u32,
+    /// Dedup window for queue sends (SQS: 5 minutes).
+    pub dedup_window: Duration,
+    /// Cache TTL for secrets.
+    pub secrets_ttl: Duration,
+}
+
+impl EmbeddedSettings {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EmbeddedSettings {
+            data_dir: data_dir.into(),
+            max_receive_count: 5,
+            dedup_window: Duration::from_secs(300),
+            secrets_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Settings of the AWS backend. Endpoints, region and credentials come from
+/// the standard AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL`,
+/// `AWS_ENDPOINT_URL_SQS`, ...), so the same binary talks to AWS or to local
+/// AWS-protocol servers.
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    /// Prefix of every queue, table and secret name, e.g. `switchyard-prod`.
+    /// Names: `<prefix>-events.fifo`, `<prefix>-events-dlq.fifo`,
+    /// `<prefix>-ledger`, `<prefix>-log`, `<prefix>-flags`; secrets
+    /// `<prefix>/<name>`.
+    pub prefix: String,
+    pub max_receive_count: u32,
+    pub secrets_ttl: Duration,
+}
+
+impl AwsSettings {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        AwsSettings {
+            prefix: prefix.into(),
+            max_receive_count: 5,
+            secrets_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Which backend to run on: a closed set chosen at run time.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    Embedded(EmbeddedSettings),
+    Aws(AwsSettings),
+}
+
+impl Backend {
+    /// Open the backend (embedded: create/migrate the data dir; AWS: resolve
+    /// queue URLs and check the tables exist — run `init` first).
+    pub async fn open(config: &BackendConfig) -> Result<Backend> {
+        match config {
+            BackendConfig::Embedded(s) => crate::embedded::open(s).await,
+            BackendConfig::Aws(s) => crate::aws::open(s).await,
+        }
+    }
+
+    /// Readiness: both the store and the queue answer.
+    pub async fn ready(&self) -> Result<()> {
+        self.flags.get_all().await?;
+        self.queue.stats().await?;
+        Ok(())
+    }
+
+    /// Create whatever is missing (idempotent). Returns one line per thing
+    /// created or found, for `switchyard init`.
+    pub async fn provision(config: &BackendConfig) -> Result<Vec<String>> {
+        match config {
+            BackendConfig::Embedded(s) => crate::embedded::provision(s).await,
+            BackendConfig::Aws(s) => crate::aws::provision(s).await,
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The event log: one stream per conversation, appended with optimistic
+//! concurrency, atomically with a global event-id uniqueness guard and the
+//! stream's projection. Events and projections are opaque JSON here; their
+//! meaning lives in the `projections` crate.
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+
+/// An event to append. `event_id` is unique across all streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub event_id: String,
+    /// Event type name, e.g. `MessageReceived`.
+    pub kind: String,
+    /// The event as JSON.
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub stream: String,
+    /// 1-based position in the stream.
+    pub seq: u64,
+    pub event_id: String,
+    pub kind: String,
+    pub body: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProjection {
+    pub stream: String,
+    /// Equals the seq of the last event folded in.
+    pub version: u64,
+    pub state: String,
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync + std::fmt::Debug {
+    /// Append `events` (1..=25) at `expected_version + 1 ..` and store
+    /// `projection` at the new version, all or nothing. Errors:
+    /// `SequenceConflict` if the stream is not at `expected_version`;
+    /// `AlreadyAppended` if any event id exists already. Returns the new
+    /// version.
+    async fn append(
+        &self,
+        stream: &str,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+        projection: String,
+    ) -> Result<u64>;
+    /// Events with `seq > after`, in order.
+    async fn read_stream(&self, stream: &str, after: u64) -> Result<Vec<StoredEvent>>;
+    async fn projection(&self, stream: &str) -> Result<Option<StoredProjection>>;
+    /// Overwrite a projection at its current version (replay repair, and
+    /// tests that corrupt one on purpose). `ConditionFailed` if the stored
+    /// version differs from `version`.
+    async fn put_projection(&self, stream: &str, version: u64, state: String) -> Result<()>;
+    /// Stream names in ascending order, after `after`, at most `limit`.
+    async fn list_streams(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
+    /// Whether an event id was ever appended.
+    async fn contains_event(&self, event_id: &str) -> Result<bool>;
+}

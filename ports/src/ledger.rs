@@ -1,0 +1,85 @@
+//! The idempotency ledger: the ingress's conditional write that makes
+//! "acknowledged" mean "enqueued exactly once".
+//!
+//! Record life: `try_create` → `InProgress` (owned by a random `owner`
+//! token, claimable by others once `in_progress_until` passes) →
+//! `mark_enqueued` → `Enqueued` until `expires_at`. On a failed enqueue the
+//! owner calls `release`, deleting the record so a retry starts afresh.
+//! A record past `expires_at` counts as absent (checked in code: DynamoDB TTL
+//! deletes up to 48 h late).
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerState {
+    InProgress,
+    Enqueued,
+}
+
+impl LedgerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerState::InProgress => "in_progress",
+            LedgerState::Enqueued => "enqueued",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "in_progress" => Some(LedgerState::InProgress),
+            "enqueued" => Some(LedgerState::Enqueued),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRecord {
+    /// The event id.
+    pub key: String,
+    pub state: LedgerState,
+    /// sha256 of the normalized payload: same key + other hash = conflict.
+    pub payload_hash: String,
+    /// Random token of the writer that holds the in-progress claim.
+    pub owner: String,
+    pub created_at: DateTime<Utc>,
+    pub in_progress_until: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What `try_create` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// No live record existed; the caller now owns a fresh `InProgress` one.
+    Created(LedgerRecord),
+    /// An `InProgress` record whose claim had expired was taken over; the
+    /// caller now owns it (the argument is the new record).
+    TakenOver(LedgerRecord),
+    /// A live record exists (returned from the same round trip); the caller
+    /// owns nothing. `Enqueued` = duplicate; `InProgress` = someone else is
+    /// enqueueing it right now.
+    Exists(LedgerRecord),
+}
+
+#[async_trait]
+pub trait Ledger: Send + Sync + std::fmt::Debug {
+    /// Conditionally create `key` as `InProgress` owned by `owner`.
+    async fn try_create(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        owner: &str,
+        in_progress_for: Duration,
+        keep_for: Duration,
+    ) -> Result<CreateOutcome>;
+    /// `InProgress` → `Enqueued`, only if `owner` still holds the claim
+    /// (else `ConditionFailed`).
+    async fn mark_enqueued(&self, key: &str, owner: &str) -> Result<()>;
+    /// Delete the record if `owner` holds an `InProgress` claim (no-op
+    /// otherwise): a failed enqueue must not block retries.
+    async fn release(&self, key: &str, owner: &str) -> Result<()>;
+    async fn get(&self, key: &str) -> Result<Option<LedgerRecord>>;
+}

@@ -1,0 +1,37 @@
+//! Durable primitives of switchyard as small async traits (ports), each with
+//! two adapters: an embedded SQLite one (the default, one machine) and an AWS
+//! one (SQS FIFO, DynamoDB, Secrets Manager, S3). The rest of the system only
+//! sees [`Backend`], chosen at run time from [`BackendConfig`].
+//!
+//! # Layout
+//! - `error.rs` — [`PortError`], the one error every port returns.
+//! - `queue.rs` — [`Queue`]: FIFO groups, visibility, DLQ, redrive.
+//! - `ledger.rs` — [`Ledger`]: the ingress idempotency ledger.
+//! - `events.rs` — [`EventStore`]: per-conversation streams + projections.
+//! - `flags.rs` — [`FlagStore`] and the typed view [`Flags`] of its values.
+//! - `secrets.rs` — [`SecretSource`] and the TTL cache [`Secrets`].
+//! - `blobs.rs` — [`BlobStore`]: raw emails referenced by the SES S3 action.
+//! - `backend.rs` — [`Backend`] (the bundle) and [`BackendConfig`].
+//! - `embedded/` — SQLite adapters (WAL, group commit on one writer thread).
+//! - `aws/` — AWS SDK adapters; SDK errors are translated there, once.
+#![forbid(unsafe_code)]
+
+pub mod aws;
+mod backend;
+mod blobs;
+pub mod embedded;
+mod error;
+mod events;
+mod flags;
+mod ledger;
+mod queue;
+mod secrets;
+
+pub use backend::{AwsSettings, Backend, BackendConfig, EmbeddedSettings};
+pub use blobs::BlobStore;
+pub use error::{PortError, Result};
+pub use events::{EventStore, NewEvent, StoredEvent, StoredProjection};
+pub use flags::{AuditEntry, FlagSet, FlagStore, Flags, KillSwitch};
+pub use ledger::{CreateOutcome, Ledger, LedgerRecord, LedgerState};
+pub use queue::{DeadLetter, OutgoingMessage, Queue, QueueStats, ReceivedMessage, Redrive};
+pub use secrets::{SecretSource, Secrets};

@@ -1,0 +1,109 @@
+//! The queue port: SQS FIFO semantics.
+//!
+//! - Strict order within a message group; while a message of a group is in
+//!   flight (received, not deleted, visibility not expired) no later message
+//!   of that group is delivered; other groups flow.
+//! - Deduplication: a send with a dedup id seen within the dedup window
+//!   (5 minutes) is accepted and dropped.
+//! - A message received more than `max_receive_count` times is moved to the
+//!   DLQ instead of being delivered again. The worker may also dead-letter a
+//!   message directly with a reason.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+
+/// Message attribute carrying the reason a message was dead-lettered.
+pub const ATTR_DLQ_REASON: &str = "dlq_reason";
+
+/// A message to enqueue. Ids must already satisfy SQS limits (at most 128
+/// characters of `[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]`); the
+/// envelope crate derives such ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub group_id: String,
+    pub dedup_id: String,
+    pub body: String,
+    /// String attributes (e.g. `traceparent`).
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A received message. `receipt` is valid for this receive only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt: String,
+    pub group_id: String,
+    pub dedup_id: String,
+    pub body: String,
+    pub attributes: BTreeMap<String, String>,
+    /// 1 on first delivery, +1 on each redelivery.
+    pub receive_count: u32,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// A message in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Stable id for `dlq show` / `dlq redrive` (the original message id).
+    pub id: String,
+    pub group_id: String,
+    pub dedup_id: String,
+    pub body: String,
+    pub attributes: BTreeMap<String, String>,
+    /// Why it was dead-lettered (attribute `dlq_reason`, or
+    /// "exceeded max receive count" when the queue moved it).
+    pub reason: String,
+    pub receive_count: u32,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// Which dead letters to put back on the main queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redrive {
+    One(String),
+    All { group: Option<String> },
+}
+
+/// Approximate counts for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Messages waiting to be received.
+    pub visible: u64,
+    /// Received and not yet deleted.
+    pub in_flight: u64,
+    pub dlq: u64,
+    /// Age of the oldest message still on the main queue, if known.
+    pub oldest_age: Option<Duration>,
+}
+
+/// The FIFO queue port.
+#[async_trait]
+pub trait Queue: Send + Sync + std::fmt::Debug {
+    /// Durably enqueue; returns the message id. A duplicate dedup id within
+    /// the window returns Ok and enqueues nothing.
+    async fn send(&self, msg: OutgoingMessage) -> Result<String>;
+    /// Receive up to `max` (1..=10) messages, hiding them for `visibility`;
+    /// waits up to `wait` for the first one (long poll).
+    async fn receive(
+        &self,
+        max: u32,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>>;
+    /// Delete a received message (processing done).
+    async fn delete(&self, receipt: &str) -> Result<()>;
+    /// Extend or shorten the visibility of a received message (0 = now).
+    async fn change_visibility(&self, receipt: &str, visibility: Duration) -> Result<()>;
+    /// Move a received message to the DLQ at once with `reason` attached.
+    async fn dead_letter(&self, msg: &ReceivedMessage, reason: &str) -> Result<()>;
+    /// Dead letters, oldest first, without consuming them.
+    async fn dlq_list(&self, limit: usize) -> Result<Vec<DeadLetter>>;
+    /// Move dead letters back to the main queue keeping group id, dedup id
+    /// and their order within a group. Returns how many moved.
+    async fn dlq_redrive(&self, which: Redrive) -> Result<usize>;
+    async fn stats(&self) -> Result<QueueStats>;
+}
