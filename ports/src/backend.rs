@@ -74,6 +74,37 @@ pub enum BackendConfig {
     Aws(AwsSettings),
 }
 
+impl BackendConfig {
+    /// From the environment: `SWITCHYARD_BACKEND` = `embedded` (default) or
+    /// `aws`; `SWITCHYARD_DATA_DIR` (default `./data`);
+    /// `SWITCHYARD_AWS_PREFIX` (default `switchyard`);
+    /// `SWITCHYARD_MAX_RECEIVE_COUNT` (default 5).
+    pub fn from_env() -> Result<BackendConfig> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let max_receive_count = match var("SWITCHYARD_MAX_RECEIVE_COUNT") {
+            Some(v) => v.parse().map_err(|_| {
+                crate::PortError::Invalid(format!("SWITCHYARD_MAX_RECEIVE_COUNT={v:?} is not a number"))
+            })?,
+            None => 5,
+        };
+        match var("SWITCHYARD_BACKEND").as_deref().unwrap_or("embedded") {
+            "embedded" => {
+                let mut s = EmbeddedSettings::new(var("SWITCHYARD_DATA_DIR").unwrap_or_else(|| "data".into()));
+                s.max_receive_count = max_receive_count;
+                Ok(BackendConfig::Embedded(s))
+            }
+            "aws" => {
+                let mut s = AwsSettings::new(var("SWITCHYARD_AWS_PREFIX").unwrap_or_else(|| "switchyard".into()));
+                s.max_receive_count = max_receive_count;
+                Ok(BackendConfig::Aws(s))
+            }
+            other => Err(crate::PortError::Invalid(format!(
+                "SWITCHYARD_BACKEND={other:?}: expected embedded or aws"
+            ))),
+        }
+    }
+}
+
 impl Backend {
     /// Open the backend (embedded: create/migrate the data dir; AWS: resolve
     /// queue URLs and check the tables exist — run `init` first).

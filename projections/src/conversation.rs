@@ -1,0 +1,252 @@
+//! The conversation projection: a pure fold over the stream.
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Action, ActionOutcome, Author, Event, EventBody};
+
+/// How many recent message ids the projection remembers (to tell which
+/// messages of a fetched ticket are new).
+const RECENT_MESSAGE_IDS: usize = 100;
+/// Characters of the last message kept for `inspect`.
+const PREVIEW_CHARS: usize = 160;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    /// Messages received, nothing decided yet.
+    #[default]
+    New,
+    /// The last decision routed it (tags applied or requested).
+    Routed,
+    /// An auto-reply was sent.
+    AutoReplied,
+    /// A human must look at it (Tier-0, low confidence, breaker open,
+    /// unknown outcome...).
+    HandedToHuman,
+}
+
+/// Where a requested action stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionState {
+    /// Recorded as requested; no outcome yet.
+    Requested,
+    /// Failed before anything was sent; may be performed again.
+    RetryableFailure,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAction {
+    pub action: Action,
+    pub state: ActionState,
+    pub attempts: u32,
+    /// The envelope event that caused it.
+    pub causation_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastMessage {
+    pub event_id: String,
+    pub message_id: Option<String>,
+    pub author: Author,
+    pub channel: String,
+    pub at: DateTime<Utc>,
+    pub preview: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastAction {
+    pub key: String,
+    pub action: String,
+    pub outcome: ActionOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// State of one conversation. Only ever produced by folding events.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Seq of the last event folded in (0 = empty stream).
+    pub version: u64,
+    pub status: ConversationStatus,
+    pub ticket_id: Option<String>,
+    pub channel: Option<String>,
+    pub messages: u64,
+    pub customer_messages: u64,
+    pub last_message: Option<LastMessage>,
+    /// Distinct intents seen, first-seen order.
+    pub intents: Vec<String>,
+    pub route: Option<String>,
+    pub tags_applied: BTreeSet<String>,
+    /// Completion times of auto-replies within 24 h of the latest event.
+    pub auto_replies_24h: Vec<DateTime<Utc>>,
+    pub auto_replies_total: u64,
+    /// Requested actions without a terminal outcome, by idempotency key.
+    pub pending: BTreeMap<String, PendingAction>,
+    pub last_action: Option<LastAction>,
+    pub decisions: u64,
+    /// Minimal "ticket has news" webhooks processed.
+    pub ticket_updates: u64,
+    pub suppressed: u64,
+    pub failed: u64,
+    /// Hand-offs to a human.
+    pub fallbacks: u64,
+    /// Most recent message ids, oldest first.
+    pub recent_message_ids: Vec<String>,
+    pub last_event_at: Option<DateTime<Utc>>,
+}
+
+impl Conversation {
+    /// Fold one event in. Pure: the result depends only on `self` and
+    /// `event`.
+    pub fn apply(mut self, event: &Event) -> Self {
+        self.version = event.seq;
+        self.last_event_at = Some(event.at);
+        self.prune_replies(event.at);
+        match &event.body {
+            EventBody::MessageReceived {
+                message_id,
+                channel,
+                author,
+                text,
+                ticket_id,
+                ..
+            } => {
+                self.messages += 1;
+                if *author == Author::Customer {
+                    self.customer_messages += 1;
+                }
+                if ticket_id.is_some() {
+                    self.ticket_id.clone_from(ticket_id);
+                }
+                self.channel = Some(channel.clone());
+                if let Some(id) = message_id {
+                    self.recent_message_ids.push(id.clone());
+                    let excess = self
+                        .recent_message_ids
+                        .len()
+                        .saturating_sub(RECENT_MESSAGE_IDS);
+                    self.recent_message_ids.drain(..excess);
+                }
+                self.last_message = Some(LastMessage {
+                    event_id: event.event_id.clone(),
+                    message_id: message_id.clone(),
+                    author: *author,
+                    channel: channel.clone(),
+                    at: event.at,
+                    preview: text.chars().take(PREVIEW_CHARS).collect(),
+                });
+            }
+            EventBody::TicketUpdated { ticket_id, .. } => {
+                self.ticket_updates += 1;
+                self.ticket_id = Some(ticket_id.clone());
+            }
+            EventBody::DecisionMade {
+                intent, route, ..
+            } => {
+                self.decisions += 1;
+                if let Some(intent) = intent
+                    && !self.intents.contains(intent)
+                {
+                    self.intents.push(intent.clone());
+                }
+                if route.is_some() {
+                    self.route.clone_from(route);
+                    if self.status == ConversationStatus::New {
+                        self.status = ConversationStatus::Routed;
+                    }
+                }
+            }
+            EventBody::ActionRequested { key, action } => {
+                let attempts = self.pending.get(key).map_or(0, |p| p.attempts) + 1;
+                self.pending.insert(
+                    key.clone(),
+                    PendingAction {
+                        action: action.clone(),
+                        state: ActionState::Requested,
+                        attempts,
+                        causation_id: event.causation_id.clone(),
+                        last_error: None,
+                    },
+                );
+            }
+            EventBody::ActionCompleted { key, .. } => {
+                if let Some(p) = self.pending.remove(key) {
+                    match &p.action {
+                        Action::AddTags { tags, .. } => {
+                            self.tags_applied.extend(tags.iter().cloned());
+                        }
+                        Action::AutoReply { .. } => {
+                            self.auto_replies_24h.push(event.at);
+                            self.auto_replies_total += 1;
+                            self.status = ConversationStatus::AutoReplied;
+                        }
+                    }
+                    self.finish(key, &p.action, ActionOutcome::Completed, None);
+                }
+            }
+            EventBody::ActionFailed {
+                key,
+                error,
+                retryable,
+            } => {
+                self.failed += 1;
+                if *retryable {
+                    if let Some(p) = self.pending.get_mut(key) {
+                        p.state = ActionState::RetryableFailure;
+                        p.last_error = Some(error.clone());
+                    }
+                } else if let Some(p) = self.pending.remove(key) {
+                    self.finish(key, &p.action, ActionOutcome::Failed, Some(error.clone()));
+                }
+            }
+            EventBody::ActionSuppressed { key, reason, .. } => {
+                self.suppressed += 1;
+                if let Some(p) = self.pending.remove(key) {
+                    let reason = Some(reason.as_str().to_owned());
+                    self.finish(key, &p.action, ActionOutcome::Suppressed, reason);
+                }
+            }
+            EventBody::ActionOutcomeUnknown { key } => {
+                if let Some(p) = self.pending.remove(key) {
+                    self.finish(key, &p.action, ActionOutcome::Unknown, None);
+                }
+            }
+            EventBody::HandedToHuman { .. } => {
+                self.fallbacks += 1;
+                self.status = ConversationStatus::HandedToHuman;
+            }
+        }
+        self
+    }
+
+    /// Auto-replies completed in the 24 h before `now`.
+    pub fn auto_replies_since(&self, now: DateTime<Utc>) -> usize {
+        self.auto_replies_24h
+            .iter()
+            .filter(|at| now.signed_duration_since(**at) < Duration::hours(24))
+            .count()
+    }
+
+    pub fn has_message(&self, message_id: &str) -> bool {
+        self.recent_message_ids.iter().any(|m| m == message_id)
+    }
+
+    fn finish(&mut self, key: &str, action: &Action, outcome: ActionOutcome, reason: Option<String>) {
+        self.last_action = Some(LastAction {
+            key: key.to_owned(),
+            action: action.name().to_owned(),
+            outcome,
+            reason,
+        });
+    }
+
+    fn prune_replies(&mut self, now: DateTime<Utc>) {
+        self.auto_replies_24h
+            .retain(|at| now.signed_duration_since(*at) < Duration::hours(24));
+    }
+}
