@@ -31,7 +31,9 @@ pub enum ConversationStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionState {
-    /// Recorded as requested; no outcome yet.
+    /// Planned by a decision; not attempted yet.
+    Planned,
+    /// Recorded as requested (about to be performed); no outcome yet.
     Requested,
     /// Failed before anything was sent; may be performed again.
     RetryableFailure,
@@ -146,9 +148,23 @@ impl Conversation {
                 self.ticket_id = Some(ticket_id.clone());
             }
             EventBody::DecisionMade {
-                intent, route, ..
+                intent,
+                route,
+                actions,
+                ..
             } => {
                 self.decisions += 1;
+                for planned in actions {
+                    self.pending
+                        .entry(planned.key.clone())
+                        .or_insert_with(|| PendingAction {
+                            action: planned.action.clone(),
+                            state: ActionState::Planned,
+                            attempts: 0,
+                            causation_id: event.causation_id.clone(),
+                            last_error: None,
+                        });
+                }
                 if let Some(intent) = intent
                     && !self.intents.contains(intent)
                 {
@@ -236,7 +252,13 @@ impl Conversation {
         self.recent_message_ids.iter().any(|m| m == message_id)
     }
 
-    fn finish(&mut self, key: &str, action: &Action, outcome: ActionOutcome, reason: Option<String>) {
+    fn finish(
+        &mut self,
+        key: &str,
+        action: &Action,
+        outcome: ActionOutcome,
+        reason: Option<String>,
+    ) {
         self.last_action = Some(LastAction {
             key: key.to_owned(),
             action: action.name().to_owned(),

@@ -97,7 +97,10 @@ pub struct IntentMatch {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Add tags to the ticket (idempotent).
-    AddTags { ticket_id: String, tags: Vec<String> },
+    AddTags {
+        ticket_id: String,
+        tags: Vec<String>,
+    },
     /// Send a customer-facing reply from a template (NOT idempotent: a reply
     /// must never go out twice).
     AutoReply {
@@ -123,8 +126,16 @@ impl Action {
     }
 }
 
+/// An action a decision plans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedAction {
+    pub key: String,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
 /// Why an action was not performed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SuppressReason {
     KillSwitch,
@@ -213,9 +224,18 @@ pub enum EventBody {
         /// Why nothing is done, when nothing is.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
+        /// The actions this decision plans, in order, with their idempotency
+        /// keys. Each is recorded as `ActionRequested` right before it is
+        /// performed, so "requested without an outcome" means "may have
+        /// happened".
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        actions: Vec<PlannedAction>,
     },
     /// An action is about to be performed (recorded before it happens).
-    ActionRequested { key: String, action: Action },
+    ActionRequested {
+        key: String,
+        action: Action,
+    },
     ActionCompleted {
         key: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,8 +258,12 @@ pub enum EventBody {
     },
     /// A non-idempotent action was requested but its outcome was never
     /// recorded (a crash mid-call): it may or may not have happened.
-    ActionOutcomeUnknown { key: String },
-    HandedToHuman { reason: String },
+    ActionOutcomeUnknown {
+        key: String,
+    },
+    HandedToHuman {
+        reason: String,
+    },
 }
 
 impl EventBody {

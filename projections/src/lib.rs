@@ -15,8 +15,8 @@ mod event;
 
 pub use conversation::{ActionState, Conversation, ConversationStatus, PendingAction};
 pub use event::{
-    Action, ActionOutcome, Author, DecisionMode, Event, EventBody, EventError, IntentMatch,
-    SuppressReason, EVENT_SCHEMA_VERSION,
+    Action, ActionOutcome, Author, DecisionMode, EVENT_SCHEMA_VERSION, Event, EventBody,
+    EventError, IntentMatch, PlannedAction, SuppressReason,
 };
 
 /// Rebuild a conversation from its events, in order.

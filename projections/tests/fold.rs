@@ -2,14 +2,16 @@
 //! (folded incrementally, serialized between every step as the worker does)
 //! always equals a replay of the whole stream.
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use proptest::prelude::*;
 use projections::{
-    replay, Action, ActionOutcome, Author, Conversation, ConversationStatus, DecisionMode, Event,
-    EventBody, IntentMatch, SuppressReason,
+    Action, ActionOutcome, Author, Conversation, ConversationStatus, DecisionMode, Event,
+    EventBody, IntentMatch, SuppressReason, replay,
 };
+use proptest::prelude::*;
 
 fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid date")
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid date")
 }
 
 fn stream(bodies: Vec<(i64, EventBody)>) -> Vec<Event> {
@@ -56,6 +58,7 @@ fn decided(intent: &str, route: Option<&str>) -> EventBody {
         decided_by: "rules".into(),
         tier0: false,
         note: None,
+        actions: vec![],
     }
 }
 
@@ -173,6 +176,32 @@ fn retryable_failure_stays_pending_and_counts_attempts() {
 }
 
 #[test]
+fn planned_actions_are_pending_until_requested_and_done() {
+    let mut decision = decided("order_status", Some("route-orders"));
+    if let EventBody::DecisionMade { actions, .. } = &mut decision {
+        actions.push(projections::PlannedAction {
+            key: "k1".into(),
+            action: Action::AddTags {
+                ticket_id: "T1".into(),
+                tags: vec!["x".into()],
+            },
+        });
+    }
+    let events = stream(vec![(0, received("m1", Author::Customer)), (0, decision)]);
+    let c = replay(&events);
+    let p = c.pending.get("k1").expect("planned action pending");
+    assert_eq!(
+        (p.state, p.attempts),
+        (projections::ActionState::Planned, 0)
+    );
+    let c = c.apply(&stream(vec![(0, tags("k1", &["x"]))]).remove(0));
+    assert_eq!(
+        c.pending.get("k1").map(|p| (p.state, p.attempts)),
+        Some((projections::ActionState::Requested, 1))
+    );
+}
+
+#[test]
 fn future_event_versions_are_refused() {
     let mut e = stream(vec![(0, received("m1", Author::Customer))]).remove(0);
     e.schema_version = 99;
@@ -184,10 +213,29 @@ fn arb_body() -> impl Strategy<Value = EventBody> {
     let key = prop::sample::select(vec!["k1", "k2", "k3"]);
     let at = 0u8..3;
     prop_oneof![
-        (prop::sample::select(vec!["m1", "m2", "m3", "m4"]), any::<bool>())
+        (
+            prop::sample::select(vec!["m1", "m2", "m3", "m4"]),
+            any::<bool>()
+        )
             .prop_map(|(id, c)| received(id, if c { Author::Customer } else { Author::Bot })),
-        (prop::sample::select(vec!["faq", "tier0", "other"]), any::<bool>())
-            .prop_map(|(i, r)| decided(i, r.then_some("route-x"))),
+        (
+            prop::sample::select(vec!["faq", "tier0", "other"]),
+            any::<bool>(),
+            key.clone()
+        )
+            .prop_map(|(i, r, k)| {
+                let mut d = decided(i, r.then_some("route-x"));
+                if let EventBody::DecisionMade { actions, .. } = &mut d {
+                    actions.push(projections::PlannedAction {
+                        key: k.into(),
+                        action: Action::AddTags {
+                            ticket_id: "T".into(),
+                            tags: vec!["p".into()],
+                        },
+                    });
+                }
+                d
+            }),
         (key.clone(), any::<bool>()).prop_map(|(k, r)| if r { reply(k) } else { tags(k, &["t"]) }),
         key.clone().prop_map(done),
         (key.clone(), any::<bool>()).prop_map(|(k, r)| EventBody::ActionFailed {

@@ -1,0 +1,48 @@
+//! The backend flags every command shares (same as `serve`).
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ports::{AwsSettings, Backend, BackendConfig, EmbeddedSettings};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackendArgs {
+    /// Where the state lives: `embedded` (SQLite in --data-dir) or `aws`
+    /// (SQS FIFO + DynamoDB + Secrets Manager + S3, from the AWS environment).
+    #[arg(long, env = "SWITCHYARD_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
+    pub backend: String,
+    /// Data directory of the embedded backend.
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Name prefix of the AWS queues, tables and secrets.
+    #[arg(long, env = "SWITCHYARD_AWS_PREFIX", default_value = "switchyard")]
+    pub aws_prefix: String,
+    /// Receives before a message moves to the DLQ.
+    #[arg(long, env = "SWITCHYARD_MAX_RECEIVE_COUNT", default_value_t = 5)]
+    pub max_receive_count: u32,
+}
+
+impl BackendArgs {
+    pub fn config(&self) -> BackendConfig {
+        if self.backend == "aws" {
+            let mut s = AwsSettings::new(self.aws_prefix.clone());
+            s.max_receive_count = self.max_receive_count;
+            BackendConfig::Aws(s)
+        } else {
+            let mut s = EmbeddedSettings::new(self.data_dir.clone());
+            s.max_receive_count = self.max_receive_count;
+            BackendConfig::Embedded(s)
+        }
+    }
+
+    /// Open the backend. The embedded one is provisioned on the fly (it is
+    /// a local file); AWS needs `switchyard init --backend aws` first.
+    pub async fn open(&self) -> anyhow::Result<Backend> {
+        let config = self.config();
+        if let BackendConfig::Embedded(_) = &config {
+            Backend::provision(&config)
+                .await
+                .with_context(|| format!("preparing data dir {}", self.data_dir.display()))?;
+        }
+        Backend::open(&config).await.context("opening the backend")
+    }
+}

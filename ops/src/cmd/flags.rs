@@ -1,0 +1,164 @@
+//! `switchyard flags`: show, set (audited) and the audit history.
+use std::process::ExitCode;
+
+use anyhow::Context;
+use ports::Flags;
+use serde_json::json;
+
+use crate::backend_args::BackendArgs;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  switchyard flags
+  switchyard flags set kill-switch all_writes --reason \"replies look wrong\"
+  switchyard flags set shadow on --reason \"testing new rules\"
+  switchyard flags history")]
+pub struct Args {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Show every flag and its value (the default).
+    ///
+    /// Example: switchyard flags show --json
+    Show,
+    /// Change one flag; writes an audit entry (who, when, why, old → new).
+    ///
+    /// Names and values: kill-switch off|auto_replies|all_writes; shadow on|off;
+    /// safe-mode on|off; channel <name> on|off; template <id> on|off;
+    /// pause <downstream> on|off.
+    ///
+    /// Example: switchyard flags set kill-switch all_writes --reason "incident 42"
+    Set {
+        /// Flag name: kill-switch, shadow, safe-mode, channel, template, pause.
+        name: String,
+        /// The value, or for channel/template/pause the key then the value
+        /// (e.g. `channel email off`).
+        #[arg(num_args = 1..=2, required = true)]
+        values: Vec<String>,
+        /// Why (required: it goes into the audit trail).
+        #[arg(long)]
+        reason: String,
+        /// Who (default: $SWITCHYARD_ACTOR, else the OS user).
+        #[arg(long, env = "SWITCHYARD_ACTOR")]
+        actor: Option<String>,
+    },
+    /// The audit trail, newest first.
+    ///
+    /// Example: switchyard flags history --limit 20
+    History {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+/// `channel email off` → (`channel.email`, `off`); `shadow on` → as is.
+pub fn flag_name_value(name: &str, values: &[String]) -> anyhow::Result<(String, String)> {
+    match (name, values) {
+        ("channel" | "template" | "pause", [key, value]) => {
+            Ok((format!("{name}.{key}"), value.clone()))
+        }
+        ("channel" | "template" | "pause", _) => {
+            anyhow::bail!("flag {name} needs a key and a value, e.g. `{name} <key> on`")
+        }
+        (_, [value]) => Ok((name.to_owned(), value.clone())),
+        _ => anyhow::bail!("flag {name} takes one value"),
+    }
+}
+
+fn actor(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let backend = args.backend.open().await?;
+    match args.action.unwrap_or(Action::Show) {
+        Action::Show => {
+            let set = backend.flags.get_all().await.context("reading flags")?;
+            let f = Flags::from_set(&set);
+            if args.json {
+                super::print_json(&json!({
+                    "version": set.version,
+                    "kill_switch": f.kill_switch.as_str(),
+                    "shadow": f.shadow,
+                    "safe_mode": f.safe_mode,
+                    "values": set.values,
+                }));
+            } else {
+                println!("kill-switch  {}", f.kill_switch.as_str());
+                println!("shadow       {}", if f.shadow { "on" } else { "off" });
+                println!("safe-mode    {}", if f.safe_mode { "on" } else { "off" });
+                for (k, v) in set.values.iter().filter(|(k, _)| k.contains('.')) {
+                    println!("{k:<12} {v}");
+                }
+                println!("(version {})", set.version);
+            }
+        }
+        Action::Set {
+            name,
+            values,
+            reason,
+            actor: who,
+        } => {
+            if reason.trim().is_empty() {
+                anyhow::bail!("--reason must say why (it goes into the audit trail)");
+            }
+            let (name, value) = flag_name_value(&name, &values)?;
+            let who = actor(who);
+            let set = backend
+                .flags
+                .set(&name, &value, &who, &reason)
+                .await
+                .with_context(|| format!("setting {name}"))?;
+            if args.json {
+                super::print_json(
+                    &json!({"name": name, "value": value, "version": set.version, "actor": who}),
+                );
+            } else {
+                println!("{name} = {value} (version {}, by {who})", set.version);
+            }
+        }
+        Action::History { limit } => {
+            let entries = backend
+                .flags
+                .history(limit)
+                .await
+                .context("reading the audit trail")?;
+            if args.json {
+                let rows: Vec<_> = entries
+                    .iter()
+                    .map(|e| {
+                        json!({"version": e.version, "at": e.at, "actor": e.actor, "reason": e.reason,
+                               "name": e.name, "old": e.old, "new": e.new})
+                    })
+                    .collect();
+                super::print_json(&json!(rows));
+            } else {
+                for e in entries {
+                    println!(
+                        "{}  v{:<4} {:<20} {} -> {}  by {}: {}",
+                        e.at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
+                        e.version,
+                        e.name,
+                        e.old.as_deref().unwrap_or("(unset)"),
+                        e.new,
+                        e.actor,
+                        e.reason
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

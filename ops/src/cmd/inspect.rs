@@ -1,0 +1,153 @@
+//! `switchyard inspect <conversation>`: the events as a timeline (why each
+//! action happened or was suppressed) and the stored projection.
+use std::process::ExitCode;
+
+use anyhow::Context;
+use projections::{Event, EventBody};
+use serde_json::json;
+
+use crate::backend_args::BackendArgs;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: switchyard inspect 12345_acme_678 --json")]
+pub struct Args {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The conversation id (Richpanel ticket id, or `email:<thread>`).
+    pub conversation: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let backend = args.backend.open().await?;
+    let events = worker::read_events(backend.events.as_ref(), &args.conversation)
+        .await
+        .context("reading the stream")?;
+    let projection = backend
+        .events
+        .projection(&args.conversation)
+        .await
+        .context("reading the projection")?;
+    if events.is_empty() && projection.is_none() {
+        eprintln!("no conversation {:?}", args.conversation);
+        return Ok(ExitCode::from(3));
+    }
+    let state: Option<serde_json::Value> = projection
+        .as_ref()
+        .and_then(|p| serde_json::from_str(&p.state).ok());
+    if args.json {
+        super::print_json(
+            &json!({"conversation": args.conversation, "events": events, "projection": state}),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "conversation {}  ({} events)",
+        args.conversation,
+        events.len()
+    );
+    for e in &events {
+        println!(
+            "{:>4}  {}  {:<20} {}",
+            e.seq,
+            e.at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
+            e.kind(),
+            describe(e)
+        );
+    }
+    if let Some(state) = state {
+        println!(
+            "\nprojection:\n{}",
+            serde_json::to_string_pretty(&state).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line saying what happened and why. Message text is redacted.
+pub fn describe(e: &Event) -> String {
+    match &e.body {
+        EventBody::MessageReceived {
+            author,
+            channel,
+            text,
+            message_id,
+            ..
+        } => {
+            let preview: String = envelope::redact::redact(text).chars().take(60).collect();
+            format!(
+                "{author:?} on {channel} (msg {}): {preview:?}",
+                message_id.as_deref().unwrap_or("-")
+            )
+        }
+        EventBody::TicketUpdated {
+            ticket_id,
+            new_messages,
+            note,
+            trigger,
+        } => format!(
+            "ticket {ticket_id} has news (trigger {}): {new_messages} new message(s){}",
+            trigger.as_deref().unwrap_or("-"),
+            note.as_deref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
+        ),
+        EventBody::DecisionMade {
+            intent,
+            route,
+            confidence,
+            mode,
+            decided_by,
+            tier0,
+            note,
+            template,
+            ..
+        } => format!(
+            "intent {} ({confidence:.2}, by {decided_by}{}) → {} {}{:?}{}",
+            intent.as_deref().unwrap_or("none"),
+            if *tier0 { ", TIER-0" } else { "" },
+            route.as_deref().unwrap_or("-"),
+            template
+                .as_deref()
+                .map(|t| format!("template {t}, "))
+                .unwrap_or_default(),
+            mode,
+            note.as_deref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
+        ),
+        EventBody::ActionRequested { key, action } => {
+            format!("{} requested [{key}]", action.name())
+        }
+        EventBody::ActionCompleted { key, status } => format!(
+            "completed (HTTP {}) [{key}]",
+            status.map_or("-".into(), |s| s.to_string())
+        ),
+        EventBody::ActionFailed {
+            key,
+            error,
+            retryable,
+        } => format!(
+            "failed{}: {error} [{key}]",
+            if *retryable { " (will retry)" } else { "" }
+        ),
+        EventBody::ActionSuppressed {
+            key,
+            reason,
+            detail,
+            would_send,
+        } => format!(
+            "SUPPRESSED by {}: {detail}{} [{key}]",
+            reason.as_str(),
+            if would_send.is_some() {
+                " (would-be request recorded)"
+            } else {
+                ""
+            }
+        ),
+        EventBody::ActionOutcomeUnknown { key } => format!("outcome UNKNOWN (interrupted) [{key}]"),
+        EventBody::HandedToHuman { reason } => format!("handed to a human: {reason}"),
+    }
+}

@@ -1,0 +1,105 @@
+//! `switchyard replay`: rebuild projections from the log. Never performs
+//! side effects: it only reads events and (without --verify) rewrites
+//! projections that differ.
+use std::process::ExitCode;
+
+use anyhow::Context;
+use projections::Conversation;
+
+use crate::backend_args::BackendArgs;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  switchyard replay --all --verify     # exit 1 if any stored projection differs
+  switchyard replay 12345_acme_678     # rebuild one projection")]
+pub struct Args {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// One conversation to replay.
+    #[arg(conflicts_with = "all", required_unless_present = "all")]
+    pub conversation: Option<String>,
+    /// Replay every conversation.
+    #[arg(long)]
+    pub all: bool,
+    /// Only compare; report differences and exit non-zero on any.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let backend = args.backend.open().await?;
+    let store = backend.events.as_ref();
+    let mut streams = Vec::new();
+    if let Some(c) = &args.conversation {
+        streams.push(c.clone());
+    } else {
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .list_streams(after.as_deref(), 500)
+                .await
+                .context("listing streams")?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            streams.extend(page);
+            after = Some(last);
+        }
+    }
+    let (mut same, mut differ, mut fixed) = (0usize, 0usize, 0usize);
+    for name in &streams {
+        let rebuilt = worker::rebuild(store, name)
+            .await
+            .with_context(|| format!("replaying {name}"))?;
+        let stored = store
+            .projection(name)
+            .await
+            .with_context(|| format!("reading projection of {name}"))?;
+        let stored_state = stored
+            .as_ref()
+            .and_then(|p| serde_json::from_str::<Conversation>(&p.state).ok());
+        let matches = stored
+            .as_ref()
+            .is_some_and(|p| p.version == rebuilt.version)
+            && stored_state.as_ref() == Some(&rebuilt);
+        if matches {
+            same += 1;
+            continue;
+        }
+        differ += 1;
+        println!(
+            "DIFFERS {name}: stored version {:?}, log version {}",
+            stored.as_ref().map(|p| p.version),
+            rebuilt.version
+        );
+        if !args.verify {
+            let version = stored.as_ref().map_or(0, |p| p.version);
+            let state = serde_json::to_string(&rebuilt)?;
+            if version == rebuilt.version {
+                store
+                    .put_projection(name, version, state)
+                    .await
+                    .with_context(|| format!("rewriting {name}"))?;
+                fixed += 1;
+            } else {
+                println!(
+                    "  not rewritten: the stored version differs from the log (is a worker running?)"
+                );
+            }
+        }
+    }
+    println!(
+        "{} streams: {same} match, {differ} differ{}",
+        streams.len(),
+        if args.verify {
+            String::new()
+        } else {
+            format!(", {fixed} rewritten")
+        }
+    );
+    Ok(if args.verify && differ > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

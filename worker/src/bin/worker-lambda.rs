@@ -1,0 +1,16 @@
+//! Lambda entry point for the SQS event source: builds the worker from the
+//! environment and hands each batch to `worker::lambda::handle_batch`.
+#![forbid(unsafe_code)]
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let worker = worker::from_env().await?;
+    let worker = &worker;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(worker::lambda::handle_batch(worker, event.payload).await)
+    }))
+    .await
+}

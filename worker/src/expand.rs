@@ -1,0 +1,245 @@
+//! Enrichment: turn an envelope into the messages it stands for.
+//!
+//! - A message-bearing envelope is one message.
+//! - An SES S3-action envelope points at the raw email in the blob store:
+//!   fetch it and fill the text.
+//! - A minimal Richpanel webhook ("this ticket has news") carries no
+//!   message: fetch the ticket and take every message the projection has
+//!   not seen yet, oldest first — nothing processed twice, nothing missed.
+use std::time::Duration;
+
+use envelope::{Envelope, SourceKind};
+use projections::{Author, Conversation, EventBody};
+use tracing::warn;
+
+use crate::Worker;
+
+/// One message to record and decide on.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub event_id: String,
+    pub message_id: Option<String>,
+    pub author: Author,
+    pub channel: String,
+    pub text: String,
+    pub subject: Option<String>,
+    pub ticket_id: Option<String>,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub customer_name: Option<String>,
+    pub order_ref: Option<String>,
+}
+
+impl Incoming {
+    pub fn received_body(&self, env: &Envelope) -> EventBody {
+        EventBody::MessageReceived {
+            message_id: self.message_id.clone(),
+            channel: self.channel.clone(),
+            author: self.author,
+            text: self.text.clone(),
+            subject: self.subject.clone(),
+            ticket_id: self.ticket_id.clone(),
+            created_at: self.created_at,
+            received_at: env.received_at,
+            source: source_name(env.meta.source).to_owned(),
+        }
+    }
+
+    fn from_envelope(env: &Envelope) -> Incoming {
+        Incoming {
+            event_id: env.event_id.to_string(),
+            message_id: env
+                .message
+                .id
+                .clone()
+                .or_else(|| env.email.message_id.clone()),
+            author: Author::Customer,
+            channel: channel_name(env),
+            text: env.message.text.clone(),
+            subject: env.email.subject.clone(),
+            ticket_id: env.richpanel.ticket_id.clone(),
+            created_at: env.message.created_at,
+            customer_name: None,
+            order_ref: order_ref(&env.message.text),
+        }
+    }
+}
+
+pub enum Expanded {
+    /// `update` (a `TicketUpdated` for minimal webhooks) is recorded under
+    /// the envelope's own event id before the messages.
+    Messages {
+        update: Option<EventBody>,
+        messages: Vec<Incoming>,
+    },
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    Poison(String),
+}
+
+pub async fn expand(worker: &Worker, env: &Envelope, state: &Conversation) -> Expanded {
+    if let Some(blob) = &env.blob {
+        return match worker.backend.blobs.get(&blob.bucket, &blob.key).await {
+            Ok(Some(raw)) => match env.clone().with_email_body(&raw, &worker.normalize) {
+                Ok(full) => one(&full),
+                Err(e) => Expanded::Poison(format!(
+                    "raw email at s3://{}/{} is unreadable: {e}",
+                    blob.bucket, blob.key
+                )),
+            },
+            // The S3 object may lag the notification; retrying through
+            // visibility ends in the DLQ if it never appears.
+            Ok(None) => Expanded::Retry {
+                after: None,
+                reason: format!(
+                    "raw email s3://{}/{} not found (yet)",
+                    blob.bucket, blob.key
+                ),
+            },
+            Err(e) => Expanded::Retry {
+                after: None,
+                reason: format!("blob store: {e}"),
+            },
+        };
+    }
+    let minimal = env.meta.source == SourceKind::RichpanelHttpTarget
+        && env.message.id.is_none()
+        && env.message.text.trim().is_empty();
+    if !minimal {
+        return one(env);
+    }
+    let ticket_id = env
+        .richpanel
+        .ticket_id
+        .clone()
+        .unwrap_or_else(|| env.conversation_id.to_string());
+    let update = |new_messages: u32, note: Option<String>| EventBody::TicketUpdated {
+        ticket_id: ticket_id.clone(),
+        trigger: env.richpanel.trigger.clone(),
+        new_messages,
+        note,
+    };
+    if worker
+        .downstreams
+        .config()
+        .endpoint(downstream::Downstream::Richpanel)
+        .api_key
+        .is_none()
+    {
+        return Expanded::Messages {
+            update: Some(update(
+                0,
+                Some("Richpanel is not configured: ticket not fetched".into()),
+            )),
+            messages: Vec::new(),
+        };
+    }
+    match worker.downstreams.richpanel().get_ticket(&ticket_id).await {
+        Ok(ticket) => {
+            let mut messages: Vec<Incoming> = ticket
+                .comments
+                .iter()
+                .filter(|m| !state.has_message(&m.id))
+                .map(|m| {
+                    let text = m
+                        .plain_body
+                        .clone()
+                        .or_else(|| m.body.clone())
+                        .unwrap_or_default();
+                    let text =
+                        envelope::text::truncate(&text, worker.normalize.max_text_chars).text;
+                    Incoming {
+                        event_id: format!("evt:rp:{}:{}", env.conversation_id, m.id),
+                        message_id: Some(m.id.clone()),
+                        author: if m.is_operator {
+                            Author::Operator
+                        } else {
+                            Author::Customer
+                        },
+                        channel: m
+                            .via
+                            .channel
+                            .clone()
+                            .or_else(|| ticket.via.channel.clone())
+                            .unwrap_or_else(|| channel_name(env)),
+                        order_ref: order_ref(&text),
+                        text,
+                        subject: ticket.subject.clone(),
+                        ticket_id: Some(ticket_id.clone()),
+                        created_at: m
+                            .created_at
+                            .as_deref()
+                            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                            .map(|t| t.with_timezone(&chrono::Utc)),
+                        customer_name: None,
+                    }
+                })
+                .collect();
+            messages.sort_by_key(|m| m.created_at);
+            Expanded::Messages {
+                update: Some(update(
+                    u32::try_from(messages.len()).unwrap_or(u32::MAX),
+                    None,
+                )),
+                messages,
+            }
+        }
+        Err(e)
+            if e.is_retryable()
+                || matches!(
+                    e,
+                    downstream::CallError::RateLimited { .. }
+                        | downstream::CallError::CircuitOpen { .. }
+                ) =>
+        {
+            Expanded::Retry {
+                after: match e {
+                    downstream::CallError::RateLimited { retry_after } => retry_after,
+                    _ => None,
+                },
+                reason: format!("fetching ticket: {e}"),
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, "ticket could not be fetched");
+            Expanded::Messages {
+                update: Some(update(0, Some(format!("ticket could not be fetched: {e}")))),
+                messages: Vec::new(),
+            }
+        }
+    }
+}
+
+fn one(env: &Envelope) -> Expanded {
+    Expanded::Messages {
+        update: None,
+        messages: vec![Incoming::from_envelope(env)],
+    }
+}
+
+fn channel_name(env: &Envelope) -> String {
+    serde_json::to_value(env.channel)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn source_name(s: SourceKind) -> &'static str {
+    match s {
+        SourceKind::RichpanelHttpTarget => "richpanel_http_target",
+        SourceKind::SesSns => "ses_sns",
+        SourceKind::SesLambda => "ses_lambda",
+        SourceKind::EmailRaw => "email_raw",
+    }
+}
+
+/// An order reference like `#1234` in the text, for templates.
+fn order_ref(text: &str) -> Option<String> {
+    let start = text.find('#')?;
+    let digits: String = text[start + 1..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (digits.len() >= 3 && digits.len() <= 12).then(|| format!("#{digits}"))
+}

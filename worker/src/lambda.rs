@@ -1,0 +1,81 @@
+//! The Lambda entry point for the SQS event source.
+//!
+//! Records of one message group are processed in order; after the first
+//! record of a group that does not finish, that record and every later
+//! record of the same group are reported as batch item failures (so FIFO
+//! order holds), while other groups carry on. Requires
+//! `ReportBatchItemFailures` on the event source mapping.
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{TimeZone, Utc};
+use futures::future::join_all;
+use ports::ReceivedMessage;
+
+use crate::Worker;
+use crate::consumer::apply;
+
+/// Turn a Lambda SQS record into the queue port's message.
+pub fn to_received(r: &SqsMessage) -> ReceivedMessage {
+    let attr = |k: &str| r.attributes.get(k).cloned().unwrap_or_default();
+    let sent_ms: i64 = attr("SentTimestamp").parse().unwrap_or(0);
+    ReceivedMessage {
+        message_id: r.message_id.clone().unwrap_or_default(),
+        receipt: r.receipt_handle.clone().unwrap_or_default(),
+        group_id: attr("MessageGroupId"),
+        dedup_id: attr("MessageDeduplicationId"),
+        body: r.body.clone().unwrap_or_default(),
+        attributes: r
+            .message_attributes
+            .iter()
+            .filter_map(|(k, v)| v.string_value.clone().map(|s| (k.clone(), s)))
+            .collect(),
+        receive_count: attr("ApproximateReceiveCount").parse().unwrap_or(1),
+        sent_at: Utc
+            .timestamp_millis_opt(sent_ms)
+            .single()
+            .unwrap_or_else(Utc::now),
+    }
+}
+
+/// Process one SQS batch. Finished records (done or dead-lettered) are
+/// successes; the rest are reported failed and come back after their
+/// visibility timeout.
+pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
+    let mut groups: BTreeMap<String, Vec<&SqsMessage>> = BTreeMap::new();
+    for r in &event.records {
+        let group = r
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_default();
+        groups.entry(group).or_default().push(r);
+    }
+    let per_group = groups.into_values().map(|records| async move {
+        let mut failed = Vec::new();
+        let mut blocked = false;
+        for r in records {
+            let id = r.message_id.clone().unwrap_or_default();
+            if blocked {
+                failed.push(id);
+                continue;
+            }
+            let msg = to_received(r);
+            let d = worker.process(&msg).await;
+            // Lambda deletes successes itself; `apply` also deletes, which is
+            // harmless, and performs the dead-lettering and retry delays.
+            if !apply(worker, &msg, d).await {
+                blocked = true;
+                failed.push(id);
+            }
+        }
+        failed
+    });
+    let mut response = SqsBatchResponse::default();
+    for id in join_all(per_group).await.into_iter().flatten() {
+        let mut f = BatchItemFailure::default();
+        f.item_identifier = id;
+        response.batch_item_failures.push(f);
+    }
+    response
+}

@@ -1,0 +1,347 @@
+//! One message, start to finish: decode → load stream → expand → for each
+//! message: decide and append (atomically), then perform its actions.
+//!
+//! Resuming: everything is keyed by ids that are stable across deliveries
+//! (envelope event id, action keys), so a redelivered message skips what
+//! the log already holds and continues with what it does not.
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use ports::{PortError, ReceivedMessage};
+use projections::{Action, ActionState, DecisionMode, EventBody, PlannedAction};
+use tracing::{debug, info, warn};
+
+use crate::act::{ActOutcome, perform};
+use crate::decide::{MessageFacts, ModelClassification, decide};
+use crate::expand::{Expanded, Incoming, expand};
+use crate::stream::Stream;
+use crate::{Worker, WorkerError};
+
+/// What to do with the queue message afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Fully processed: delete it.
+    Done,
+    /// Try again later (through visibility), e.g. a downstream is rate
+    /// limited or a store is unreachable. `None` = the backoff schedule.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// Can never succeed: dead-letter it now with this reason.
+    Poison(String),
+}
+
+/// Fault injection for tests (crash mid-way, drop messages). All off by
+/// default; production never sets them.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Once: fail the processing right after a downstream write succeeded
+    /// and before its outcome is recorded (a crash mid-call).
+    pub crash_after_write: AtomicBool,
+    /// Once: the same, but only after a customer-facing write (a reply).
+    pub crash_after_reply: AtomicBool,
+    /// Acknowledge (delete) every Nth message without processing it — a
+    /// deliberately broken worker for the invariant checker's own test.
+    pub drop_every: AtomicU64,
+    pub(crate) seen: AtomicU64,
+}
+
+impl Faults {
+    /// Whether to crash now (each switch fires once).
+    fn take_crash(&self, customer_facing: bool) -> bool {
+        self.crash_after_write.swap(false, Ordering::Relaxed)
+            || (customer_facing && self.crash_after_reply.swap(false, Ordering::Relaxed))
+    }
+}
+
+impl Worker {
+    /// Process one received message. Never panics on its content.
+    #[tracing::instrument(skip_all, fields(event_id, conversation_id, receive_count = msg.receive_count))]
+    pub async fn process(&self, msg: &ReceivedMessage) -> Disposition {
+        let drop_every = self.faults.drop_every.load(Ordering::Relaxed);
+        if drop_every > 0
+            && (self.faults.seen.fetch_add(1, Ordering::Relaxed) + 1) % drop_every == 0
+        {
+            return Disposition::Done;
+        }
+        let env = match envelope::decode(msg.body.as_bytes()) {
+            Ok(env) => env,
+            Err(e) => return Disposition::Poison(format!("undecodable envelope: {e}")),
+        };
+        let span = tracing::Span::current();
+        span.record("event_id", env.event_id.as_str());
+        span.record("conversation_id", env.conversation_id.as_str());
+        match self.process_envelope(&env, msg).await {
+            Ok(d) => d,
+            Err(WorkerError::Corrupt { stream, reason }) => {
+                Disposition::Poison(format!("stream {stream} is corrupt: {reason}"))
+            }
+            Err(e) => Disposition::Retry {
+                after: None,
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    async fn process_envelope(
+        &self,
+        env: &envelope::Envelope,
+        msg: &ReceivedMessage,
+    ) -> Result<Disposition, WorkerError> {
+        let trace = msg.attributes.get("traceparent").cloned();
+        let events = self.backend.events.as_ref();
+        let mut stream = Stream::load(
+            events,
+            env.conversation_id.as_str(),
+            env.event_id.as_str(),
+            trace,
+        )
+        .await?;
+        let incoming = match expand(self, env, &stream.state).await {
+            Expanded::Messages { update, messages } => {
+                if let Some(update) = update
+                    && !events.contains_event(env.event_id.as_str()).await?
+                {
+                    append(
+                        &mut stream,
+                        events,
+                        vec![(Some(env.event_id.to_string()), update)],
+                    )
+                    .await?;
+                }
+                messages
+            }
+            Expanded::Retry { after, reason } => {
+                return Ok(Disposition::Retry { after, reason });
+            }
+            Expanded::Poison(reason) => return Ok(Disposition::Poison(reason)),
+        };
+        for m in incoming {
+            if let Some(d) = self.handle(&mut stream, env, &m).await? {
+                return Ok(d);
+            }
+        }
+        Ok(Disposition::Done)
+    }
+
+    /// Record, decide and act on one incoming message. `Some` = stop here.
+    async fn handle(
+        &self,
+        stream: &mut Stream,
+        env: &envelope::Envelope,
+        m: &Incoming,
+    ) -> Result<Option<Disposition>, WorkerError> {
+        let events = self.backend.events.as_ref();
+        let seen = m
+            .message_id
+            .as_deref()
+            .is_some_and(|id| stream.state.has_message(id))
+            || events.contains_event(&m.event_id).await?;
+        if seen {
+            debug!("message already in the log: resuming its actions");
+        } else {
+            let decision = self.decide(stream, m).await;
+            let flags = self.downstreams.flags().await;
+            let mode =
+                if flags.shadow || self.downstreams.shadowed(downstream::Downstream::Richpanel) {
+                    DecisionMode::Shadow
+                } else {
+                    DecisionMode::Live
+                };
+            let mut bodies = vec![
+                (Some(m.event_id.clone()), m.received_body(env)),
+                (
+                    None,
+                    EventBody::DecisionMade {
+                        intents: decision.intents.clone(),
+                        intent: decision.intent.clone(),
+                        route: decision.route.clone(),
+                        confidence: decision.confidence,
+                        template: decision.template.clone(),
+                        mode,
+                        decided_by: decision.decided_by.to_owned(),
+                        tier0: decision.tier0,
+                        note: decision.note.clone(),
+                        actions: decision
+                            .actions
+                            .iter()
+                            .map(|(key, action)| PlannedAction {
+                                key: key.clone(),
+                                action: action.clone(),
+                            })
+                            .collect(),
+                    },
+                ),
+            ];
+            if let Some(reason) = &decision.handoff {
+                bodies.push((
+                    None,
+                    EventBody::HandedToHuman {
+                        reason: reason.clone(),
+                    },
+                ));
+            }
+            match append(stream, events, bodies).await {
+                Ok(()) => info!(
+                    intent = decision.intent.as_deref().unwrap_or("none"),
+                    route = decision.route.as_deref().unwrap_or("none"),
+                    actions = decision.actions.len(),
+                    "message recorded and decided"
+                ),
+                Err(WorkerError::Port(PortError::AlreadyAppended { .. })) => {
+                    // Another delivery recorded it first; resume from the log.
+                    *stream = Stream::load(
+                        events,
+                        &stream.name,
+                        &stream.causation,
+                        stream.trace_id.clone(),
+                    )
+                    .await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.run_pending(stream).await
+    }
+
+    async fn decide(&self, stream: &Stream, m: &Incoming) -> crate::decide::Decision {
+        let model = if self.config.use_model
+            && m.author == projections::Author::Customer
+            && !m.text.is_empty()
+        {
+            self.classify(&m.text).await
+        } else {
+            None
+        };
+        let facts = MessageFacts {
+            event_id: &m.event_id,
+            conversation_id: &stream.name,
+            text: &m.text,
+            subject: m.subject.as_deref(),
+            author: m.author,
+            ticket_id: m.ticket_id.as_deref().or(stream.state.ticket_id.as_deref()),
+            customer_name: m.customer_name.as_deref(),
+            order_ref: m.order_ref.as_deref(),
+        };
+        decide(
+            &self.rules,
+            &facts,
+            &stream.state,
+            Utc::now(),
+            model.as_ref(),
+        )
+    }
+
+    /// The model's opinion, when one is configured and answers; any failure
+    /// falls back to the rules (logged, not fatal).
+    async fn classify(&self, text: &str) -> Option<ModelClassification> {
+        if self.downstreams.shadowed(downstream::Downstream::Openai) {
+            return None;
+        }
+        let labels: Vec<String> = self.rules.intents.iter().map(|i| i.name.clone()).collect();
+        match self.downstreams.openai().classify(text, &labels).await {
+            Ok(c) => Some(ModelClassification {
+                intent: c.intent,
+                confidence: c.confidence,
+            }),
+            Err(e) => {
+                warn!(error = %e, "classifier failed: falling back to rules");
+                None
+            }
+        }
+    }
+
+    /// Perform every pending action of this envelope: non-customer-facing
+    /// first, then replies. Each is recorded as requested right before it is
+    /// performed; one found already requested (an earlier delivery was
+    /// interrupted mid-call) is performed again only if idempotent —
+    /// otherwise its outcome is unknown and a human takes over.
+    async fn run_pending(&self, stream: &mut Stream) -> Result<Option<Disposition>, WorkerError> {
+        let events = self.backend.events.as_ref();
+        // Follow-ups requested by an outcome within this call.
+        let mut requested_now: HashSet<String> = HashSet::new();
+        loop {
+            let next = stream
+                .state
+                .pending
+                .iter()
+                .filter(|(_, p)| p.causation_id == stream.causation)
+                .min_by_key(|(k, p)| (p.action.customer_facing(), (*k).clone()))
+                .map(|(k, p)| (k.clone(), p.clone()));
+            let Some((key, pending)) = next else {
+                return Ok(None);
+            };
+            let interrupted =
+                pending.state == ActionState::Requested && !requested_now.contains(&key);
+            if interrupted && !pending.action.idempotent() {
+                warn!(key = %key, "non-idempotent action with unknown outcome: handing to a human");
+                let reason = format!(
+                    "{} outcome unknown after an interrupted attempt: check the ticket",
+                    pending.action.name()
+                );
+                append(
+                    stream,
+                    events,
+                    vec![
+                        (None, EventBody::ActionOutcomeUnknown { key: key.clone() }),
+                        (None, EventBody::HandedToHuman { reason }),
+                    ],
+                )
+                .await?;
+                continue;
+            }
+            if !requested_now.contains(&key) {
+                let request = EventBody::ActionRequested {
+                    key: key.clone(),
+                    action: pending.action.clone(),
+                };
+                append(stream, events, vec![(None, request)]).await?;
+            }
+            requested_now.remove(&key);
+            let outcome = perform(self, stream, &key, &pending.action).await;
+            if let ActOutcome::Completed { .. } = outcome
+                && self.faults.take_crash(pending.action.customer_facing())
+            {
+                return Err(WorkerError::Port(PortError::Unavailable(
+                    "injected crash after a downstream write".into(),
+                )));
+            }
+            let (bodies, disposition) =
+                outcome.into_events(&key, &pending.action, &self.rules, stream);
+            for (_, body) in &bodies {
+                if let EventBody::ActionRequested { key, .. } = body {
+                    requested_now.insert(key.clone());
+                }
+            }
+            append(stream, events, bodies).await?;
+            if let Some(d) = disposition {
+                return Ok(Some(d));
+            }
+        }
+    }
+}
+
+async fn append(
+    stream: &mut Stream,
+    events: &dyn ports::EventStore,
+    bodies: Vec<(Option<String>, EventBody)>,
+) -> Result<(), WorkerError> {
+    stream
+        .append(events, bodies)
+        .await
+        .map_err(WorkerError::from)
+}
+
+/// The tag added once a reply went out (requested as a follow-up action).
+pub(crate) fn replied_tags_action(rules: &crate::rules::Rules, action: &Action) -> Option<Action> {
+    match action {
+        Action::AutoReply { ticket_id, .. } => Some(Action::AddTags {
+            ticket_id: ticket_id.clone(),
+            tags: vec![rules.settings.replied_tag.clone()],
+        }),
+        Action::AddTags { .. } => None,
+    }
+}

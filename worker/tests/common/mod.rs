@@ -1,0 +1,175 @@
+//! Test harness shared by the worker's integration tests: a backend
+//! (embedded in a temp dir, or AWS on the local servers with a unique
+//! prefix), the fake downstream server, and a worker wired to both.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use downstream::fake::{FakeConfig, FakeHandle, FakeServer};
+use downstream::{ApiKey, Downstream, DownstreamConfig, Downstreams};
+use ports::{AwsSettings, Backend, BackendConfig, EmbeddedSettings, OutgoingMessage};
+use projections::Event;
+use tempfile::TempDir;
+use worker::rules::Rules;
+use worker::{Worker, WorkerConfig};
+
+pub struct Harness {
+    pub backend: Backend,
+    pub fake: FakeHandle,
+    pub worker: Worker,
+    _dir: Option<TempDir>,
+}
+
+/// Which backends to run on: embedded always; AWS when the test script
+/// started the local servers (`SWITCHYARD_AWS_TESTS=1`).
+pub fn aws_enabled() -> bool {
+    std::env::var("SWITCHYARD_AWS_TESTS").is_ok_and(|v| v == "1")
+}
+
+pub async fn backend(kind: &str) -> (Backend, Option<TempDir>) {
+    let config = match kind {
+        "embedded" => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut s = EmbeddedSettings::new(dir.path());
+            s.max_receive_count = 4;
+            let config = BackendConfig::Embedded(s);
+            Backend::provision(&config)
+                .await
+                .expect("provision embedded");
+            let b = Backend::open(&config).await.expect("open embedded");
+            return (b, Some(dir));
+        }
+        _ => {
+            let prefix = format!("wk{}", &uuid_like()[..10]);
+            let mut s = AwsSettings::new(prefix);
+            s.max_receive_count = 4;
+            BackendConfig::Aws(s)
+        }
+    };
+    Backend::provision(&config).await.expect("provision aws");
+    (Backend::open(&config).await.expect("open aws"), None)
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    envelope::sha256_hex(format!("{t}-{n}-{}", std::process::id()).as_bytes())
+}
+
+pub async fn harness(kind: &str, fake_cfg: FakeConfig) -> Harness {
+    let (backend, dir) = backend(kind).await;
+    let fake = FakeServer::start(fake_cfg).await.expect("fake downstream");
+    let mut cfg = DownstreamConfig::default().pointed_at(&fake.base_url());
+    let rp = cfg.endpoint_mut(Downstream::Richpanel);
+    rp.api_key = Some(ApiKey("test-key".into()));
+    // The fake has no quota in these tests; don't throttle to Richpanel's
+    // real 50 per 30 s either (the downstream crate tests the bucket).
+    rp.quota = downstream::config::QuotaConfig {
+        requests: 10_000,
+        period_ms: 1_000,
+        burst: 1_000,
+    };
+    let downstreams = Downstreams::new(cfg, backend.flags.clone(), backend.secrets.clone());
+    let config = WorkerConfig {
+        concurrency: 16,
+        visibility: Duration::from_secs(10),
+        receive_wait: Duration::from_secs(1),
+        batch: 10,
+        use_model: false,
+    };
+    let rules = Rules::default_rules().expect("rules");
+    let worker = Worker::new(backend.clone(), downstreams, rules, config);
+    Harness {
+        backend,
+        fake,
+        worker,
+        _dir: dir,
+    }
+}
+
+/// A rich Richpanel webhook body.
+pub fn richpanel_body(ticket: &str, message_id: &str, text: &str) -> Vec<u8> {
+    serde_json::json!({
+        "ticket_id": ticket,
+        "message_id": message_id,
+        "message": text,
+        "channel": "email",
+        "customer_email": "ana@example.com",
+    })
+    .to_string()
+    .into_bytes()
+}
+
+pub fn envelope(ticket: &str, message_id: &str, text: &str) -> envelope::Envelope {
+    envelope::normalize_richpanel(
+        &richpanel_body(ticket, message_id, text),
+        &envelope::NormalizeConfig::default(),
+        Utc::now(),
+    )
+    .expect("normalizes")
+}
+
+/// Enqueue an envelope as the ingress would.
+pub async fn enqueue(backend: &Backend, env: &envelope::Envelope) {
+    enqueue_with_dedup(backend, env, &env.dedup_id()).await;
+}
+
+pub async fn enqueue_with_dedup(backend: &Backend, env: &envelope::Envelope, dedup: &str) {
+    backend
+        .queue
+        .send(OutgoingMessage {
+            group_id: env.group_id(),
+            dedup_id: dedup.to_owned(),
+            body: env.to_json(),
+            attributes: Default::default(),
+        })
+        .await
+        .expect("enqueue");
+}
+
+pub async fn events(backend: &Backend, stream: &str) -> Vec<Event> {
+    worker::read_events(backend.events.as_ref(), stream)
+        .await
+        .expect("read stream")
+}
+
+/// Poll until `check` holds, or panic after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Start the worker loop; cancel the token to stop it.
+pub fn spawn_worker(
+    worker: &Worker,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let token = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(worker::run(worker.clone(), token.clone()));
+    (token, handle)
+}
+
+pub fn arc<T>(t: T) -> Arc<T> {
+    Arc::new(t)
+}

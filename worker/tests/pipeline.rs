@@ -1,0 +1,351 @@
+//! The worker end to end over both backends: ordering, duplicates, crash
+//! resume without a second reply, poison → DLQ, replay = projection.
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use downstream::fake::FakeConfig;
+use projections::{EventBody, SuppressReason};
+
+fn quiet_fake() -> FakeConfig {
+    FakeConfig {
+        richpanel_quota: None,
+        ..FakeConfig::default()
+    }
+}
+
+/// Run `$name(kind)` on the embedded backend, and on AWS when enabled.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name("embedded").await })*
+        }
+        mod aws {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if !super::aws_enabled() {
+                    eprintln!("skipped: SWITCHYARD_AWS_TESTS not set (run scripts/test)");
+                    return;
+                }
+                super::$name("aws").await
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    conversations_are_processed_in_order,
+    duplicate_delivery_changes_nothing,
+    crash_after_reply_never_sends_it_twice,
+    crash_after_tags_resumes_and_replies_once,
+    poison_goes_to_dlq_with_reason,
+    kill_switch_suppresses_replies_but_records_decisions,
+);
+
+async fn message_ids(h: &Harness, stream: &str) -> Vec<String> {
+    events(&h.backend, stream)
+        .await
+        .into_iter()
+        .filter_map(|e| match e.body {
+            EventBody::MessageReceived { message_id, .. } => message_id,
+            _ => None,
+        })
+        .collect()
+}
+
+async fn assert_replay_matches(h: &Harness, stream: &str) {
+    let rebuilt = worker::rebuild(h.backend.events.as_ref(), stream)
+        .await
+        .expect("rebuild");
+    let stored = h
+        .backend
+        .events
+        .projection(stream)
+        .await
+        .expect("read")
+        .expect("projection exists");
+    let stored: projections::Conversation = serde_json::from_str(&stored.state).expect("decodes");
+    assert_eq!(
+        stored, rebuilt,
+        "stored projection of {stream} differs from its replay"
+    );
+}
+
+async fn conversations_are_processed_in_order(kind: &str) {
+    let h = harness(kind, quiet_fake()).await;
+    let (conversations, per) = (10, 20);
+    // Conversations concurrently; each conversation's messages in order.
+    let sends = (0..conversations).map(|c| {
+        let backend = h.backend.clone();
+        async move {
+            for m in 0..per {
+                let env = envelope(
+                    &format!("T-{c}"),
+                    &format!("m-{m:02}"),
+                    &format!("note {m} of ticket {c}"),
+                );
+                enqueue(&backend, &env).await;
+            }
+        }
+    });
+    futures::future::join_all(sends).await;
+    let (stop, task) = spawn_worker(&h.worker);
+    for c in 0..conversations {
+        let stream = format!("T-{c}");
+        eventually(Duration::from_secs(120), "all messages recorded", || {
+            let h = &h;
+            let stream = stream.clone();
+            async move { message_ids(h, &stream).await.len() >= per }
+        })
+        .await;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("worker stops")
+        .expect("no panic");
+    for c in 0..conversations {
+        let stream = format!("T-{c}");
+        let ids = message_ids(&h, &stream).await;
+        let expected: Vec<String> = (0..per).map(|m| format!("m-{m:02}")).collect();
+        assert_eq!(ids, expected, "stream {stream} out of order or duplicated");
+        assert_replay_matches(&h, &stream).await;
+    }
+}
+
+async fn duplicate_delivery_changes_nothing(kind: &str) {
+    let h = harness(kind, quiet_fake()).await;
+    let env = envelope("T-dup", "m-1", "where is my order #1001?");
+    enqueue(&h.backend, &env).await;
+    let (stop, task) = spawn_worker(&h.worker);
+    eventually(
+        Duration::from_secs(30),
+        "first delivery processed",
+        || async {
+            h.backend
+                .queue
+                .stats()
+                .await
+                .is_ok_and(|s| s.visible == 0 && s.in_flight == 0)
+                && !h.fake.writes().is_empty()
+        },
+    )
+    .await;
+    let before = events(&h.backend, "T-dup").await;
+    let writes_before = h.fake.writes().len();
+    // The same event again, past the queue's dedup (as after SQS's 5-minute
+    // window, or a redelivery): the log is the guard.
+    enqueue_with_dedup(&h.backend, &env, "redelivery-1").await;
+    eventually(Duration::from_secs(30), "duplicate consumed", || async {
+        h.backend
+            .queue
+            .stats()
+            .await
+            .is_ok_and(|s| s.visible == 0 && s.in_flight == 0)
+    })
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("stops")
+        .expect("no panic");
+    assert_eq!(
+        events(&h.backend, "T-dup").await,
+        before,
+        "a duplicate changed the log"
+    );
+    assert_eq!(
+        h.fake.writes().len(),
+        writes_before,
+        "a duplicate caused downstream writes"
+    );
+    assert_replay_matches(&h, "T-dup").await;
+}
+
+fn replies(h: &Harness) -> usize {
+    h.fake
+        .writes()
+        .iter()
+        .filter(|r| {
+            r.body.as_ref().is_some_and(|b| {
+                b.get("comment").is_some() || b.to_string().contains("\"comment\"")
+            })
+        })
+        .count()
+}
+
+async fn crash_after_reply_never_sends_it_twice(kind: &str) {
+    let h = harness(kind, quiet_fake()).await;
+    h.worker
+        .faults
+        .crash_after_reply
+        .store(true, Ordering::Relaxed);
+    let env = envelope("T-crash", "m-1", "Hi, where is my order #1001?");
+    enqueue(&h.backend, &env).await;
+    let (stop, task) = spawn_worker(&h.worker);
+    eventually(
+        Duration::from_secs(60),
+        "redelivery hands the conversation to a human",
+        || async {
+            events(&h.backend, "T-crash")
+                .await
+                .iter()
+                .any(|e| matches!(e.body, EventBody::HandedToHuman { .. }))
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(30), "queue drained", || async {
+        h.backend
+            .queue
+            .stats()
+            .await
+            .is_ok_and(|s| s.visible == 0 && s.in_flight == 0)
+    })
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("stops")
+        .expect("no panic");
+    assert_eq!(replies(&h), 1, "the reply went out {} times", replies(&h));
+    let evs = events(&h.backend, "T-crash").await;
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e.body, EventBody::ActionOutcomeUnknown { .. }))
+    );
+    assert_replay_matches(&h, "T-crash").await;
+}
+
+async fn crash_after_tags_resumes_and_replies_once(kind: &str) {
+    let h = harness(kind, quiet_fake()).await;
+    h.worker
+        .faults
+        .crash_after_write
+        .store(true, Ordering::Relaxed);
+    let env = envelope("T-resume", "m-1", "Hi, where is my order #1001?");
+    enqueue(&h.backend, &env).await;
+    let (stop, task) = spawn_worker(&h.worker);
+    eventually(
+        Duration::from_secs(60),
+        "reply completed after the resume",
+        || async {
+            h.backend
+                .queue
+                .stats()
+                .await
+                .is_ok_and(|s| s.visible == 0 && s.in_flight == 0)
+                && replies(&h) >= 1
+        },
+    )
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("stops")
+        .expect("no panic");
+    assert_eq!(replies(&h), 1);
+    let c = worker::rebuild(h.backend.events.as_ref(), "T-resume")
+        .await
+        .expect("rebuild");
+    assert!(
+        c.pending.is_empty(),
+        "actions left pending: {:?}",
+        c.pending
+    );
+    assert_eq!(c.auto_replies_total, 1);
+    assert!(c.tags_applied.contains("mw-auto-replied"));
+    assert_replay_matches(&h, "T-resume").await;
+}
+
+async fn poison_goes_to_dlq_with_reason(kind: &str) {
+    let h = harness(kind, quiet_fake()).await;
+    let good = envelope("T-poison", "m-2", "hello");
+    // Same group: the poison message must not block the one behind it.
+    h.backend
+        .queue
+        .send(ports::OutgoingMessage {
+            group_id: good.group_id(),
+            dedup_id: "poison-1".into(),
+            body: "{\"schema_version\": 99, \"event_id\": \"x\"}".into(),
+            attributes: Default::default(),
+        })
+        .await
+        .expect("send poison");
+    enqueue(&h.backend, &good).await;
+    let (stop, task) = spawn_worker(&h.worker);
+    eventually(
+        Duration::from_secs(30),
+        "good message processed after the poison",
+        || async { message_ids(&h, "T-poison").await == vec!["m-2".to_string()] },
+    )
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("stops")
+        .expect("no panic");
+    let dlq = h.backend.queue.dlq_list(10).await.expect("dlq list");
+    assert_eq!(dlq.len(), 1, "{dlq:?}");
+    assert_eq!(dlq[0].dedup_id, "poison-1");
+    assert!(
+        dlq[0].reason.contains("99"),
+        "reason should name the schema version: {}",
+        dlq[0].reason
+    );
+    assert_eq!(
+        dlq[0].receive_count, 1,
+        "poison must be dead-lettered at once"
+    );
+}
+
+async fn kill_switch_suppresses_replies_but_records_decisions(kind: &str) {
+    let h = harness(kind, quiet_fake()).await;
+    h.backend
+        .flags
+        .set("kill-switch", "auto_replies", "test", "replies look wrong")
+        .await
+        .expect("flip");
+    let env = envelope("T-kill", "m-1", "Hi, where is my order #1001?");
+    enqueue(&h.backend, &env).await;
+    let (stop, task) = spawn_worker(&h.worker);
+    eventually(Duration::from_secs(30), "processed", || async {
+        h.backend
+            .queue
+            .stats()
+            .await
+            .is_ok_and(|s| s.visible == 0 && s.in_flight == 0)
+            && !events(&h.backend, "T-kill").await.is_empty()
+    })
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("stops")
+        .expect("no panic");
+    assert_eq!(
+        replies(&h),
+        0,
+        "a reply went out while the kill switch forbade it"
+    );
+    let evs = events(&h.backend, "T-kill").await;
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e.body, EventBody::DecisionMade { .. }))
+    );
+    let suppressed: BTreeSet<_> = evs
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::ActionSuppressed { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        suppressed.contains(&SuppressReason::KillSwitch),
+        "{suppressed:?}"
+    );
+    assert_replay_matches(&h, "T-kill").await;
+}
