@@ -1,0 +1,270 @@
+//! The Lambda SQS entry point: skip-group semantics on a mixed-group batch
+//! built from the FIFO fixture, and the real `lambda_runtime` client driving
+//! the `worker-lambda` binary through a local Runtime API server.
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use common::*;
+use downstream::fake::FakeConfig;
+use ports::ReceivedMessage;
+use projections::EventBody;
+
+const FIFO_FIXTURE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/corpus/lambda-events/powertools-py__snsSqsFifoEvent.json"
+));
+
+/// One record shaped like the fixture's, carrying `m`.
+fn record(m: &ReceivedMessage) -> serde_json::Value {
+    let fixture: serde_json::Value = serde_json::from_str(FIFO_FIXTURE).expect("fixture parses");
+    let mut r = fixture["Records"][0].clone();
+    r["messageId"] = m.message_id.clone().into();
+    r["receiptHandle"] = m.receipt.clone().into();
+    r["body"] = m.body.clone().into();
+    r["attributes"]["MessageGroupId"] = m.group_id.clone().into();
+    r["attributes"]["MessageDeduplicationId"] = m.dedup_id.clone().into();
+    r["attributes"]["ApproximateReceiveCount"] = m.receive_count.to_string().into();
+    r
+}
+
+fn batch(records: Vec<serde_json::Value>) -> SqsEvent {
+    serde_json::from_value(serde_json::json!({ "Records": records })).expect("SqsEvent")
+}
+
+const EMAIL: &str = "From: Ana <ana@example.com>\r\nTo: help@shop.example\r\nSubject: Hello\r\nMessage-ID: <b1@example.com>\r\nDate: Mon, 5 Jan 2026 10:00:00 +0000\r\n\r\nJust saying hello.\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_record_fails_the_rest_of_its_group_only() {
+    // Richpanel is down: the minimal webhook (ticket news) cannot fetch its
+    // ticket and must be retried.
+    let h = harness(
+        "embedded",
+        FakeConfig {
+            force_status: Some(503),
+            richpanel_quota: None,
+            ..FakeConfig::default()
+        },
+    )
+    .await;
+    let minimal = envelope::normalize_richpanel(
+        br#"{"ticket_id":"T-A","ticket_url":"https://app.richpanel.com/T-A","trigger":"new_message"}"#,
+        &envelope::NormalizeConfig::default(),
+        chrono::Utc::now(),
+    )
+    .expect("minimal body normalizes");
+    let email = envelope::normalize_email_bytes(
+        EMAIL.as_bytes(),
+        &envelope::NormalizeConfig::default(),
+        chrono::Utc::now(),
+    )
+    .expect("email normalizes");
+    enqueue(&h.backend, &minimal).await;
+    enqueue(&h.backend, &email).await;
+    h.backend
+        .queue
+        .send(ports::OutgoingMessage {
+            group_id: "G-poison".into(),
+            dedup_id: "poison-1".into(),
+            body: "not an envelope".into(),
+            attributes: Default::default(),
+        })
+        .await
+        .expect("send");
+    let mut received = Vec::new();
+    for _ in 0..10 {
+        received.extend(
+            h.backend
+                .queue
+                .receive(10, Duration::from_secs(30), Duration::from_millis(200))
+                .await
+                .expect("receive"),
+        );
+        if received.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(received.len(), 3);
+    let a1 = received
+        .iter()
+        .find(|m| m.group_id == minimal.group_id())
+        .expect("A1")
+        .clone();
+    // A second record of group A behind A1 in the same batch (SQS FIFO can
+    // deliver several of one group at once).
+    let follow_up = envelope("T-A", "m-9", "second message in group A");
+    let mut a2 = a1.clone();
+    a2.message_id = "a2".into();
+    a2.receipt = "receipt-a2".into();
+    a2.dedup_id = follow_up.dedup_id();
+    a2.body = follow_up.to_json();
+    let mut records: Vec<_> = received.iter().map(record).collect();
+    let a1_pos = records
+        .iter()
+        .position(|r| r["messageId"] == a1.message_id.as_str())
+        .expect("a1 present");
+    records.insert(a1_pos + 1, record(&a2));
+
+    let response = worker::lambda::handle_batch(&h.worker, batch(records)).await;
+    let failed: BTreeSet<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(
+        failed,
+        BTreeSet::from([a1.message_id.clone(), "a2".to_string()])
+    );
+    // A2 was not processed; the other groups were.
+    let a_events = events(&h.backend, "T-A").await;
+    assert!(
+        !a_events.iter().any(|e| matches!(&e.body, EventBody::MessageReceived { message_id: Some(id), .. } if id == "m-9")),
+        "a record behind a failed one of its group was processed"
+    );
+    let b_events = events(&h.backend, email.conversation_id.as_str()).await;
+    assert!(
+        b_events
+            .iter()
+            .any(|e| matches!(e.body, EventBody::MessageReceived { .. }))
+    );
+    let dlq = h.backend.queue.dlq_list(10).await.expect("dlq");
+    assert_eq!(dlq.len(), 1);
+    assert!(dlq[0].reason.contains("undecodable"), "{}", dlq[0].reason);
+}
+
+mod runtime_api {
+    //! A local Lambda Runtime API: serves one invocation, collects the answer.
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::{Path, State};
+    use axum::http::HeaderMap;
+    use axum::routing::{get, post};
+    use tokio::sync::mpsc;
+
+    #[derive(Clone)]
+    struct Rt {
+        events: Arc<Mutex<Vec<String>>>,
+        answers: mpsc::UnboundedSender<(String, String)>,
+    }
+
+    async fn next(State(rt): State<Rt>) -> (HeaderMap, String) {
+        let event = rt.events.lock().map(|mut e| e.pop()).ok().flatten();
+        let Some(event) = event else {
+            // No more invocations: park the client until the test ends.
+            std::future::pending::<()>().await;
+            unreachable!()
+        };
+        let mut h = HeaderMap::new();
+        let deadline = chrono::Utc::now().timestamp_millis() + 60_000;
+        h.insert(
+            "lambda-runtime-aws-request-id",
+            "req-1".parse().expect("header"),
+        );
+        h.insert(
+            "lambda-runtime-deadline-ms",
+            deadline.to_string().parse().expect("header"),
+        );
+        h.insert(
+            "lambda-runtime-invoked-function-arn",
+            "arn:aws:lambda:us-east-1:000000000000:function:switchyard-worker"
+                .parse()
+                .expect("header"),
+        );
+        h.insert(
+            "lambda-runtime-trace-id",
+            "Root=1-00000000-000000000000000000000000"
+                .parse()
+                .expect("header"),
+        );
+        (h, event)
+    }
+
+    async fn answer(
+        State(rt): State<Rt>,
+        Path((id, kind)): Path<(String, String)>,
+        body: String,
+    ) -> &'static str {
+        let _ = rt.answers.send((format!("{id}/{kind}"), body));
+        "{}"
+    }
+
+    async fn init_error(State(rt): State<Rt>, body: String) -> &'static str {
+        let _ = rt.answers.send(("init/error".into(), body));
+        "{}"
+    }
+
+    pub async fn start(event: String) -> (String, mpsc::UnboundedReceiver<(String, String)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rt = Rt {
+            events: Arc::new(Mutex::new(vec![event])),
+            answers: tx,
+        };
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(answer))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(rt);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr.to_string(), rx)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_lambda_binary_answers_through_the_runtime_api() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = envelope("T-L", "m-1", "hello from a lambda batch");
+    let msg = ReceivedMessage {
+        message_id: "lambda-1".into(),
+        receipt: "receipt-1".into(),
+        group_id: env.group_id(),
+        dedup_id: env.dedup_id(),
+        body: env.to_json(),
+        attributes: Default::default(),
+        receive_count: 1,
+        sent_at: chrono::Utc::now(),
+    };
+    let event = serde_json::json!({ "Records": [record(&msg)] }).to_string();
+    let (api, mut answers) = runtime_api::start(event).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_worker-lambda"))
+        .env("AWS_LAMBDA_RUNTIME_API", &api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "switchyard-worker")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
+        .env("SWITCHYARD_BACKEND", "embedded")
+        .env("SWITCHYARD_DATA_DIR", dir.path())
+        .env_remove("SWITCHYARD_RICHPANEL_API_KEY")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("worker-lambda starts");
+    let (path, body) = tokio::time::timeout(Duration::from_secs(60), answers.recv())
+        .await
+        .expect("an answer within 60 s")
+        .expect("answer");
+    let _ = child.kill().await;
+    assert_eq!(path, "req-1/response", "lambda reported an error: {body}");
+    let response: serde_json::Value = serde_json::from_str(&body).expect("JSON response");
+    assert_eq!(
+        response["batchItemFailures"],
+        serde_json::json!([]),
+        "{body}"
+    );
+    // The event is in the log the binary wrote.
+    let settings = ports::EmbeddedSettings::new(dir.path());
+    let backend = ports::Backend::open(&ports::BackendConfig::Embedded(settings))
+        .await
+        .expect("reopen");
+    let evs = events(&backend, "T-L").await;
+    assert!(
+        evs.iter().any(|e| e.event_id == env.event_id.as_str()),
+        "{evs:?}"
+    );
+}
