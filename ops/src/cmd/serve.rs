@@ -14,6 +14,15 @@ use worker::rules::Rules;
 
 use crate::backend_args::BackendArgs;
 
+/// Print to stdout, ignoring a closed pipe: a detached `serve` must not
+/// die because nobody reads its banner.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   switchyard serve
@@ -65,20 +74,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
 
-    println!(
+    say!(
         "switchyard {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION")
     );
-    println!("  backend: {}", backend.description);
-    println!(
+    say!("  backend: {}", backend.description);
+    say!(
         "  webhooks: POST /webhooks/richpanel | /webhooks/email | /webhooks/ses   (header {})",
         ingress_cfg.token_header
     );
     match &new_token {
-        Some(token) => println!(
+        Some(token) => say!(
             "  webhook token (generated now, shown once, stored in the secrets store): {token}"
         ),
-        None => println!("  webhook token: configured (secrets store or SWITCHYARD_WEBHOOK_TOKEN)"),
+        None => say!("  webhook token: configured (secrets store or SWITCHYARD_WEBHOOK_TOKEN)"),
     }
     let shadowed: Vec<&str> = Downstream::ALL
         .iter()
@@ -86,7 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|d| d.as_str())
         .collect();
     if !shadowed.is_empty() {
-        println!(
+        say!(
             "  SHADOW MODE for {}: no credentials configured — decisions are recorded, nothing is sent",
             shadowed.join(", ")
         );
@@ -100,6 +109,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut config = worker::WorkerConfig::default();
         config.concurrency = args.concurrency;
         let w = worker::Worker::new(backend.clone(), downstreams, rules, config);
+        // Test-only fault (the load harness's self-check): acknowledge every
+        // Nth message without processing it. Never set in production.
+        if let Some(n) = std::env::var("SWITCHYARD_FAULT_DROP_EVERY")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            warn!(
+                every = n,
+                "FAULT INJECTION: dropping every Nth message (SWITCHYARD_FAULT_DROP_EVERY)"
+            );
+            w.faults
+                .drop_every
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+        }
         Some(tokio::spawn(worker::run(w, shutdown.clone())))
     };
 

@@ -1,0 +1,387 @@
+//! `switchyard serve` and the ops commands, as an operator runs them, on
+//! the embedded backend: webhooks over HTTP → ordered streams; replay
+//! verify passes and catches a corrupted projection; the kill switch flipped
+//! with the CLI stops writes while the worker runs; DLQ list and redrive.
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use downstream::fake::{FakeConfig, FakeServer};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+fn switchyard(data_dir: &Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("switchyard").expect("binary built");
+    c.env("SWITCHYARD_DATA_DIR", data_dir)
+        .env("SWITCHYARD_BACKEND", "embedded")
+        .env_remove("SWITCHYARD_RICHPANEL_API_KEY");
+    c
+}
+
+struct Serve {
+    child: Child,
+    url: String,
+    stderr: std::path::PathBuf,
+}
+
+impl Serve {
+    fn start(data_dir: &Path, extra_env: &[(&str, String)]) -> Serve {
+        let stderr = data_dir.with_extension("stderr.log");
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("switchyard"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env("SWITCHYARD_DATA_DIR", data_dir)
+            .env("SWITCHYARD_WEBHOOK_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .env_remove("SWITCHYARD_RICHPANEL_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut first = String::new();
+        reader
+            .read_line(&mut first)
+            .expect("serve prints its address");
+        // Keep draining stdout: a closed pipe would fail serve's later prints.
+        std::thread::spawn(move || for _ in reader.lines() {});
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_owned();
+        Serve { child, url, stderr }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "serve exited with {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: serde_json::Value) -> u16 {
+    client
+        .post(format!("{url}/webhooks/richpanel"))
+        .header("X-Switchyard-Token", TOKEN)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post")
+        .status()
+        .as_u16()
+}
+
+fn status_json(data_dir: &Path) -> serde_json::Value {
+    let out = switchyard(data_dir)
+        .args(["status", "--json"])
+        .output()
+        .expect("status runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+}
+
+fn inspect_json(data_dir: &Path, conversation: &str) -> serde_json::Value {
+    let out = switchyard(data_dir)
+        .args(["inspect", conversation, "--json"])
+        .output()
+        .expect("inspect runs");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn message_ids(inspect: &serde_json::Value) -> Vec<String> {
+    inspect["events"]
+        .as_array()
+        .map(|evs| {
+            evs.iter()
+                .filter(|e| e["type"] == "MessageReceived")
+                .filter_map(|e| e["message_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_become_ordered_streams_and_replay_verifies() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let serve = Serve::start(&data, &[]);
+    let client = reqwest::Client::new();
+    let (conversations, per) = (10, 20);
+    let posts = (0..conversations).map(|c| {
+        let (client, url) = (client.clone(), serve.url.clone());
+        async move {
+            let mut statuses = Vec::new();
+            for m in 0..per {
+                let body = serde_json::json!({
+                    "ticket_id": format!("T-{c}"), "message_id": format!("m-{m:02}"),
+                    "message": format!("question {m}: where is my order #10{c}?"),
+                    "customer_email": "ana.customer@example.com", "channel": "email"
+                });
+                statuses.push(post(&client, &url, body).await);
+            }
+            statuses
+        }
+    });
+    let statuses: Vec<u16> = futures::future::join_all(posts)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    // A duplicate is answered 200 and changes nothing.
+    let dup = serde_json::json!({"ticket_id": "T-0", "message_id": "m-00",
+        "message": "question 0: where is my order #100?", "customer_email": "ana.customer@example.com", "channel": "email"});
+    assert_eq!(post(&client, &serve.url, dup).await, 200);
+
+    wait_until(
+        Duration::from_secs(120),
+        "all 200 messages in the log",
+        || {
+            (0..conversations)
+                .all(|c| message_ids(&inspect_json(&data, &format!("T-{c}"))).len() == per)
+        },
+    );
+    let logs = serve.stop();
+    for c in 0..conversations {
+        let ids = message_ids(&inspect_json(&data, &format!("T-{c}")));
+        let expected: Vec<String> = (0..per).map(|m| format!("m-{m:02}")).collect();
+        assert_eq!(ids, expected, "T-{c} out of order or duplicated");
+    }
+    // Shadow mode (no credentials): decisions recorded, nothing sent.
+    let timeline = switchyard(&data)
+        .args(["inspect", "T-3"])
+        .output()
+        .expect("inspect");
+    let timeline = String::from_utf8_lossy(&timeline.stdout).to_string();
+    assert!(timeline.contains("SUPPRESSED by shadow"), "{timeline}");
+    assert!(
+        !timeline.contains("ana.customer@example.com"),
+        "inspect printed a raw address"
+    );
+    // Invariant 7: no raw customer address and no token in any log line.
+    assert!(!logs.is_empty());
+    assert!(
+        !logs.contains("ana.customer@example.com"),
+        "a log line carries a raw address"
+    );
+    assert!(
+        !logs.contains(TOKEN),
+        "a log line carries the webhook token"
+    );
+
+    switchyard(&data)
+        .args(["replay", "--all", "--verify"])
+        .assert()
+        .success();
+    // Corrupt one projection on purpose: verify must fail, replay repairs.
+    {
+        let backend = ports::Backend::open(&ports::BackendConfig::Embedded(
+            ports::EmbeddedSettings::new(&data),
+        ))
+        .await
+        .expect("open");
+        let p = backend
+            .events
+            .projection("T-5")
+            .await
+            .expect("read")
+            .expect("exists");
+        let mut state: serde_json::Value = serde_json::from_str(&p.state).expect("json");
+        state["messages"] = serde_json::json!(999);
+        backend
+            .events
+            .put_projection("T-5", p.version, state.to_string())
+            .await
+            .expect("corrupt");
+    }
+    let out = switchyard(&data)
+        .args(["replay", "--all", "--verify"])
+        .output()
+        .expect("replay");
+    assert!(
+        !out.status.success(),
+        "verify passed on a corrupted projection"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("T-5"));
+    switchyard(&data)
+        .args(["replay", "--all"])
+        .assert()
+        .success();
+    switchyard(&data)
+        .args(["replay", "--all", "--verify"])
+        .assert()
+        .success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_switch_flipped_with_the_cli_stops_writes() {
+    let fake = FakeServer::start(FakeConfig {
+        richpanel_quota: None,
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let env = [
+        ("SWITCHYARD_RICHPANEL_BASE_URL", fake.base_url()),
+        ("SWITCHYARD_RICHPANEL_API_KEY", "rp-secret-key".to_string()),
+    ];
+    let serve = Serve::start(&data, &env);
+    let client = reqwest::Client::new();
+    let body = |t: &str| serde_json::json!({"ticket_id": t, "message_id": "m-1", "message": "where is my order #1001?"});
+    assert_eq!(post(&client, &serve.url, body("K-1")).await, 202);
+    wait_until(
+        Duration::from_secs(30),
+        "live writes before the flip",
+        || fake.writes().len() >= 2,
+    );
+
+    switchyard(&data)
+        .args([
+            "flags",
+            "set",
+            "kill-switch",
+            "all_writes",
+            "--reason",
+            "replies look wrong",
+            "--actor",
+            "oncall",
+        ])
+        .assert()
+        .success();
+    let history = switchyard(&data)
+        .args(["flags", "history"])
+        .output()
+        .expect("history");
+    let history = String::from_utf8_lossy(&history.stdout).to_string();
+    assert!(
+        history.contains("kill-switch")
+            && history.contains("all_writes")
+            && history.contains("oncall")
+            && history.contains("replies look wrong"),
+        "{history}"
+    );
+    // The flag cache is short (≤ 250 ms); give it a generous second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let writes_at_flip = fake.writes().len();
+    for t in ["K-2", "K-3", "K-4"] {
+        assert_eq!(post(&client, &serve.url, body(t)).await, 202);
+    }
+    wait_until(Duration::from_secs(30), "suppressions recorded", || {
+        let out = switchyard(&data)
+            .args(["inspect", "K-4"])
+            .output()
+            .expect("inspect");
+        String::from_utf8_lossy(&out.stdout).contains("SUPPRESSED by kill_switch")
+    });
+    assert_eq!(
+        fake.writes().len(),
+        writes_at_flip,
+        "a downstream write happened after the kill switch"
+    );
+    serve.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_with_reason_and_redriven_in_order() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    switchyard(&data).args(["init"]).assert().success();
+    let config = ports::BackendConfig::Embedded(ports::EmbeddedSettings::new(&data));
+    {
+        let backend = ports::Backend::open(&config).await.expect("open");
+        for i in 0..3 {
+            backend
+                .queue
+                .send(ports::OutgoingMessage {
+                    group_id: "G-poison".into(),
+                    dedup_id: format!("p-{i}"),
+                    body: format!("{{\"schema_version\": 2, \"n\": {i}}}"),
+                    attributes: Default::default(),
+                })
+                .await
+                .expect("send");
+        }
+    }
+    let serve = Serve::start(&data, &[]);
+    wait_until(Duration::from_secs(30), "three dead letters", || {
+        status_json(&data)["queue"]["dlq"] == 3
+    });
+    serve.stop();
+    let list = switchyard(&data)
+        .args(["dlq", "list"])
+        .output()
+        .expect("dlq list");
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(
+        list.contains("schema") && list.contains("G-poison"),
+        "{list}"
+    );
+    // Bulk redrive needs an explicit --yes.
+    switchyard(&data)
+        .args(["dlq", "redrive", "--all"])
+        .assert()
+        .code(2);
+    switchyard(&data)
+        .args(["dlq", "redrive", "--all", "--yes"])
+        .assert()
+        .success();
+    let s = status_json(&data);
+    assert_eq!(
+        (s["queue"]["dlq"].as_u64(), s["queue"]["visible"].as_u64()),
+        (Some(0), Some(3)),
+        "{s}"
+    );
+    let backend = ports::Backend::open(&config).await.expect("open");
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let got = backend
+            .queue
+            .receive(10, Duration::from_secs(30), Duration::from_secs(1))
+            .await
+            .expect("receive");
+        for m in got {
+            order.push(m.dedup_id.clone());
+            backend.queue.delete(&m.receipt).await.expect("delete");
+        }
+    }
+    assert_eq!(
+        order,
+        vec!["p-0", "p-1", "p-2"],
+        "redrive lost the group order or the dedup ids"
+    );
+}
