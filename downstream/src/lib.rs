@@ -1,1 +1,44 @@
-//! placeholder
+//! Downstream clients (Richpanel, OpenAI-compatible, Shopify) behind the
+//! safety layers, and a fake downstream server for tests, demos and load.
+//!
+//! The worker holds one [`Downstreams`] and calls `richpanel()`, `openai()`
+//! and `shopify()`; every call passes through the stack composed in
+//! [`stack`]: kill switch → shadow → retry → breaker → token bucket →
+//! (kill switch + shadow gate) → timeout → HTTP. Refusals and failures are a
+//! [`CallError`] whose docs say how the worker handles each.
+//!
+//! # Layout
+//! - `config.rs` — [`DownstreamConfig`]: defaults → file → env.
+//! - `request.rs` — [`DownRequest`], [`Reply`], [`WriteOutcome`], [`CallContext`].
+//! - `error.rs` — [`CallError`].
+//! - `flags.rs` — [`flags::FlagCache`]: flag store behind a short cache + env floors.
+//! - `layers/` — one folder per layer, each with its named error and tests.
+//! - `stack.rs` — the one place the layers are composed, and why in that order.
+//! - `http.rs` — the innermost `reqwest` service.
+//! - `clients/` — typed Richpanel, OpenAI-compatible and Shopify clients.
+//! - `downstreams.rs` — [`Downstreams`], the handle the worker holds.
+//! - `fake/` — [`fake::FakeServer`], the fake downstreams (also `fake-downstream` binary).
+#![forbid(unsafe_code)]
+
+pub mod clients;
+pub mod config;
+mod downstreams;
+mod error;
+pub mod fake;
+pub mod flags;
+pub mod http;
+pub mod layers;
+mod request;
+pub mod stack;
+
+pub use clients::{
+    Classification, Comment, OpenAi, Order, Richpanel, Shopify, Ticket, TicketReply, TicketUpdate,
+};
+pub use config::{ApiKey, ConfigError, DownstreamConfig};
+pub use downstreams::Downstreams;
+pub use error::CallError;
+pub use layers::breaker::BreakerState;
+pub use request::{
+    Auth, Bucket, CallContext, DownRequest, Downstream, HttpReply, Method, RecordedRequest, Reply,
+    WriteOutcome,
+};

@@ -120,13 +120,8 @@ pub async fn expand(worker: &Worker, env: &Envelope, state: &Conversation) -> Ex
         new_messages,
         note,
     };
-    if worker
-        .downstreams
-        .config()
-        .endpoint(downstream::Downstream::Richpanel)
-        .api_key
-        .is_none()
-    {
+    // No credential (config or secrets port): the ticket cannot be read.
+    if worker.downstreams.shadowed(downstream::Downstream::Richpanel) {
         return Expanded::Messages {
             update: Some(update(
                 0,

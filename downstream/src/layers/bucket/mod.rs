@@ -1,0 +1,187 @@
+//! Token bucket per downstream quota (`governor`, GCRA). Buckets:
+//! `richpanel_read` and `richpanel_write` share one limiter because Richpanel
+//! counts every call of a key against one quota (50 per 30 s); `openai` and
+//! `shopify` have their own. Defaults come from the documented quotas (see
+//! `DownstreamConfig::default`).
+//!
+//! Waiting for a token is bounded by `max_wait`; past it the call fails with
+//! [`Exhausted`] (→ `CallError::RateLimited`) so the worker retries the
+//! message later through queue visibility instead of holding it in memory.
+//! A 429 from the downstream pauses the limiter for its `Retry-After`: no
+//! call of that quota leaves before then.
+mod clock;
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use governor::clock::Clock as _;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::time::Instant;
+use tower::{Layer, Service};
+
+use super::{ResponseFuture, call_inner};
+use crate::config::QuotaConfig;
+use crate::{CallError, DownRequest, Reply};
+pub use clock::TokioClock;
+
+/// Pause applied on a 429 that carries no `Retry-After`.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
+
+/// No token within the wait bound. `retry_after` is the wait that would have
+/// been needed (always longer than the bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no token within the wait bound (needed {retry_after:?})")]
+pub struct Exhausted {
+    pub retry_after: Duration,
+}
+
+impl From<Exhausted> for CallError {
+    fn from(e: Exhausted) -> Self {
+        CallError::RateLimited {
+            retry_after: Some(e.retry_after),
+        }
+    }
+}
+
+type Governor = RateLimiter<
+    NotKeyed,
+    InMemoryState,
+    TokioClock,
+    governor::middleware::NoOpMiddleware<clock::TokioInstant>,
+>;
+
+/// One quota, shared by every clone of the stacks that draw on it.
+#[derive(Debug)]
+pub struct Limiter {
+    name: &'static str,
+    governor: Governor,
+    paused_until: Mutex<Option<Instant>>,
+    max_wait: Duration,
+}
+
+impl Limiter {
+    /// A limiter for `q`. Zero fields (rejected by config validation) are
+    /// read as 1 so this never fails.
+    pub fn new(name: &'static str, q: &QuotaConfig, max_wait: Duration) -> Self {
+        let period = (Duration::from_millis(q.period_ms.max(1)) / q.requests.max(1))
+            .max(Duration::from_nanos(1));
+        let burst = NonZeroU32::new(q.burst).unwrap_or(NonZeroU32::MIN);
+        let quota =
+            Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN));
+        Limiter {
+            name,
+            governor: RateLimiter::direct_with_clock(quota.allow_burst(burst), TokioClock),
+            paused_until: Mutex::new(None),
+            max_wait,
+        }
+    }
+
+    /// Wait for a token, at most `max_wait` in total.
+    pub async fn acquire(&self) -> Result<(), Exhausted> {
+        let start = Instant::now();
+        let deadline = start + self.max_wait;
+        loop {
+            let now = Instant::now();
+            let paused = self.paused_until().filter(|p| *p > now);
+            let ready_at = match paused {
+                Some(p) => p,
+                None => match self.governor.check() {
+                    Ok(()) => {
+                        let waited = start.elapsed();
+                        metrics::histogram!("downstream_bucket_wait_seconds", "bucket" => self.name)
+                            .record(waited.as_secs_f64());
+                        return Ok(());
+                    }
+                    Err(not_until) => now + not_until.wait_time_from(TokioClock.now()),
+                },
+            };
+            if ready_at > deadline {
+                metrics::counter!("downstream_bucket_exhausted_total", "bucket" => self.name)
+                    .increment(1);
+                return Err(Exhausted {
+                    retry_after: ready_at.duration_since(start),
+                });
+            }
+            tokio::time::sleep_until(ready_at).await;
+        }
+    }
+
+    /// Stop handing out tokens until `now + d` (a downstream 429).
+    pub fn pause_for(&self, d: Duration) {
+        let until = Instant::now() + d;
+        let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if p.is_none_or(|old| old < until) {
+            *p = Some(until);
+        }
+        metrics::counter!("downstream_bucket_paused_total", "bucket" => self.name).increment(1);
+        tracing::info!(
+            bucket = self.name,
+            pause_ms = d.as_millis() as u64,
+            "quota paused by 429"
+        );
+    }
+
+    fn paused_until(&self) -> Option<Instant> {
+        *self.paused_until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BucketLayer {
+    limiter: Arc<Limiter>,
+}
+
+impl BucketLayer {
+    pub fn new(limiter: Arc<Limiter>) -> Self {
+        BucketLayer { limiter }
+    }
+}
+
+impl<S> Layer<S> for BucketLayer {
+    type Service = BucketService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        BucketService {
+            inner,
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BucketService<S> {
+    inner: S,
+    limiter: Arc<Limiter>,
+}
+
+impl<S> Service<DownRequest> for BucketService<S>
+where
+    S: Service<DownRequest, Response = Reply, Error = CallError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Reply;
+    type Error = CallError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: DownRequest) -> Self::Future {
+        let limiter = self.limiter.clone();
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            limiter.acquire().await?;
+            let result = call_inner(inner, req).await;
+            if let Err(CallError::RateLimited { retry_after }) = &result {
+                limiter.pause_for(retry_after.unwrap_or(DEFAULT_PAUSE));
+            }
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,140 @@
+//! Kill switch (and the other operator stops): pause, safe mode, channel
+//! and template enablement. Reads flags through the shared [`FlagCache`] and
+//! fails fast with [`Suppressed`] — nothing is sent, nothing waits.
+//!
+//! | flag | stops |
+//! |---|---|
+//! | `kill-switch=all_writes` | every write (route-only is stopped too) |
+//! | `kill-switch=auto_replies` | customer-facing writes |
+//! | `pause.<downstream>` | every call to that downstream, reads included |
+//! | `safe-mode=on` | customer-facing writes and optional enrichment |
+//! | `channel.<c>=off` / `template.<t>=off` | writes in that channel / with that template |
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ports::{Flags, KillSwitch as Scope};
+use tower::{Layer, Service};
+
+use super::{ResponseFuture, call_inner};
+use crate::flags::FlagCache;
+use crate::{CallError, DownRequest, Downstream, Reply};
+
+/// Why the kill-switch layer refused a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Suppressed {
+    #[error("kill switch {0}")]
+    KillSwitch(&'static str),
+    #[error("{0} paused")]
+    Paused(Downstream),
+    #[error("safe mode")]
+    SafeMode,
+    #[error("channel {0} disabled")]
+    ChannelDisabled(String),
+    #[error("template {0} disabled")]
+    TemplateDisabled(String),
+}
+
+impl From<Suppressed> for CallError {
+    fn from(s: Suppressed) -> Self {
+        match s {
+            Suppressed::KillSwitch(scope) => CallError::KillSwitch { scope },
+            Suppressed::Paused(downstream) => CallError::Paused { downstream },
+            Suppressed::SafeMode => CallError::SafeMode,
+            Suppressed::ChannelDisabled(channel) => CallError::ChannelDisabled { channel },
+            Suppressed::TemplateDisabled(template) => CallError::TemplateDisabled { template },
+        }
+    }
+}
+
+/// The decision, separate from I/O so it can be tested exhaustively.
+pub fn check(flags: &Flags, req: &DownRequest) -> Result<(), Suppressed> {
+    let facing = req.customer_facing();
+    if req.write && flags.kill_switch == Scope::AllWrites {
+        return Err(Suppressed::KillSwitch(Scope::AllWrites.as_str()));
+    }
+    if req.write && facing && flags.kill_switch >= Scope::AutoReplies {
+        return Err(Suppressed::KillSwitch(Scope::AutoReplies.as_str()));
+    }
+    if flags.paused(req.downstream.as_str()) {
+        return Err(Suppressed::Paused(req.downstream));
+    }
+    if flags.safe_mode && ((req.write && facing) || req.optional) {
+        return Err(Suppressed::SafeMode);
+    }
+    if req.write
+        && let Some(ctx) = &req.ctx
+    {
+        if let Some(c) = ctx.channel.as_deref().filter(|c| !flags.channel_enabled(c)) {
+            return Err(Suppressed::ChannelDisabled(c.to_owned()));
+        }
+        if let Some(t) = ctx
+            .template
+            .as_deref()
+            .filter(|t| !flags.template_enabled(t))
+        {
+            return Err(Suppressed::TemplateDisabled(t.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct KillSwitchLayer {
+    flags: Arc<FlagCache>,
+}
+
+impl KillSwitchLayer {
+    pub fn new(flags: Arc<FlagCache>) -> Self {
+        KillSwitchLayer { flags }
+    }
+}
+
+impl<S> Layer<S> for KillSwitchLayer {
+    type Service = KillSwitchService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        KillSwitchService {
+            inner,
+            flags: self.flags.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KillSwitchService<S> {
+    inner: S,
+    flags: Arc<FlagCache>,
+}
+
+impl<S> Service<DownRequest> for KillSwitchService<S>
+where
+    S: Service<DownRequest, Response = Reply, Error = CallError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Reply;
+    type Error = CallError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: DownRequest) -> Self::Future {
+        let flags = self.flags.clone();
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            if let Err(s) = check(&flags.get().await, &req) {
+                let e = CallError::from(s);
+                let reason = e.suppression_reason().unwrap_or("other");
+                metrics::counter!("downstream_suppressed_total",
+                    "downstream" => req.downstream.as_str(), "reason" => reason)
+                .increment(1);
+                tracing::info!(downstream = %req.downstream, reason, "downstream call suppressed");
+                return Err(e);
+            }
+            call_inner(inner, req).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

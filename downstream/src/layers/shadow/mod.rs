@@ -1,0 +1,132 @@
+//! Shadow mode: a write is built, returned as the [`RecordedRequest`] that
+//! would have been sent, and not sent. On when the `shadow` flag (or the
+//! `SWITCHYARD_SHADOW` floor) is on, and always for a downstream without
+//! credentials. Reads pass through. This layer never fails, so it has no
+//! error type of its own.
+//!
+//! [`RecordedRequest`]: crate::RecordedRequest
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower::{Layer, Service};
+
+use super::{ResponseFuture, call_inner};
+use crate::flags::FlagCache;
+use crate::{CallError, DownRequest, Reply};
+
+#[derive(Debug, Clone)]
+pub struct ShadowLayer {
+    flags: Arc<FlagCache>,
+}
+
+impl ShadowLayer {
+    pub fn new(flags: Arc<FlagCache>) -> Self {
+        ShadowLayer { flags }
+    }
+}
+
+impl<S> Layer<S> for ShadowLayer {
+    type Service = ShadowService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ShadowService {
+            inner,
+            flags: self.flags.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ShadowService<S> {
+    inner: S,
+    flags: Arc<FlagCache>,
+}
+
+impl<S> Service<DownRequest> for ShadowService<S>
+where
+    S: Service<DownRequest, Response = Reply, Error = CallError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Reply;
+    type Error = CallError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: DownRequest) -> Self::Future {
+        let flags = self.flags.clone();
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            if req.write && (req.auth.is_none() || flags.get().await.shadow) {
+                metrics::counter!("downstream_shadowed_total", "downstream" => req.downstream.as_str())
+                    .increment(1);
+                return Ok(Reply::Shadowed(req.recorded()));
+            }
+            call_inner(inner, req).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ports::{FlagStore, KillSwitch};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::flags::test_store::MemFlags;
+    use crate::layers::testing::{assert_no_request, mock, ok, read, write};
+
+    #[tokio::test(start_paused = true)]
+    async fn shadow_returns_the_full_request_and_sends_nothing() {
+        let store = Arc::new(MemFlags::default());
+        store.set("shadow", "on", "t", "t").await.expect("set");
+        let cache = Arc::new(FlagCache::new(
+            store,
+            Duration::from_millis(200),
+            KillSwitch::Off,
+            false,
+        ));
+        let (inner, mut handle) = mock();
+        let svc = ShadowLayer::new(cache).layer(inner);
+        let req = write(true);
+        let Reply::Shadowed(rec) = svc.clone().oneshot(req.clone()).await.expect("ok") else {
+            panic!("expected a shadowed reply");
+        };
+        assert_eq!(rec.method, "PUT");
+        assert_eq!(rec.url, req.url);
+        assert_eq!(rec.body.as_ref(), req.body.as_deref());
+        assert!(
+            !format!("{rec:?}").contains("secret"),
+            "credentials are not recorded"
+        );
+        // Reads pass in shadow mode.
+        let call = tokio::spawn(svc.oneshot(read()));
+        let (got, send) = handle.next_request().await.expect("read reaches inner");
+        assert!(!got.write);
+        send.send_response(ok());
+        assert!(matches!(call.await.expect("join"), Ok(Reply::Sent(_))));
+        assert_no_request(&mut handle, Duration::from_millis(10)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_credentials_means_shadow_even_with_the_flag_off() {
+        let cache = Arc::new(FlagCache::new(
+            Arc::new(MemFlags::default()),
+            Duration::from_millis(200),
+            KillSwitch::Off,
+            false,
+        ));
+        let (inner, _handle) = mock();
+        let mut req = write(false);
+        req.auth = None;
+        let out = ShadowLayer::new(cache)
+            .layer(inner)
+            .oneshot(req)
+            .await
+            .expect("ok");
+        assert!(matches!(out, Reply::Shadowed(_)));
+    }
+}
