@@ -11,13 +11,85 @@ use downstream::fake::{FakeConfig, FakeServer};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
-fn switchyard(data_dir: &Path) -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::cargo_bin("switchyard").expect("binary built");
-    c.env("SWITCHYARD_DATA_DIR", data_dir)
-        .env("SWITCHYARD_BACKEND", "embedded")
-        .env_remove("SWITCHYARD_RICHPANEL_API_KEY");
-    c
+/// Where a test's state lives: a data dir (embedded) or a unique AWS name
+/// prefix on the local servers. Every command of the test gets the same.
+#[derive(Debug, Clone)]
+struct Store {
+    kind: &'static str,
+    data_dir: std::path::PathBuf,
+    prefix: String,
 }
+
+impl Store {
+    fn new(kind: &'static str, tmp: &Path) -> Store {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let store = Store {
+            kind,
+            data_dir: tmp.join("data"),
+            prefix: format!("cli{}{nanos:x}", std::process::id()),
+        };
+        if kind == "aws" {
+            store.cmd().arg("init").assert().success();
+        }
+        store
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SWITCHYARD_BACKEND", self.kind.to_string()),
+            ("SWITCHYARD_DATA_DIR", self.data_dir.display().to_string()),
+            ("SWITCHYARD_AWS_PREFIX", self.prefix.clone()),
+        ]
+    }
+
+    fn config(&self) -> ports::BackendConfig {
+        if self.kind == "aws" {
+            ports::BackendConfig::Aws(ports::AwsSettings::new(self.prefix.clone()))
+        } else {
+            ports::BackendConfig::Embedded(ports::EmbeddedSettings::new(&self.data_dir))
+        }
+    }
+
+    fn cmd(&self) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::cargo_bin("switchyard").expect("binary built");
+        c.envs(self.env())
+            .env_remove("SWITCHYARD_RICHPANEL_API_KEY");
+        c
+    }
+}
+
+fn aws_enabled() -> bool {
+    std::env::var("SWITCHYARD_AWS_TESTS").is_ok_and(|v| v == "1")
+}
+
+/// Run `$name(kind)` on the embedded backend, and on AWS when enabled.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name("embedded").await })*
+        }
+        mod aws {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if !super::aws_enabled() {
+                    eprintln!("skipped: SWITCHYARD_AWS_TESTS not set (run scripts/test)");
+                    return;
+                }
+                super::$name("aws").await
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    webhooks_become_ordered_streams_and_replay_verifies,
+    kill_switch_flipped_with_the_cli_stops_writes,
+    dead_letters_are_listed_with_reason_and_redriven_in_order,
+);
 
 struct Serve {
     child: Child,
@@ -26,11 +98,11 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(data_dir: &Path, extra_env: &[(&str, String)]) -> Serve {
-        let stderr = data_dir.with_extension("stderr.log");
+    fn start(store: &Store, extra_env: &[(&str, String)]) -> Serve {
+        let stderr = store.data_dir.with_extension("stderr.log");
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("switchyard"));
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
-            .env("SWITCHYARD_DATA_DIR", data_dir)
+            .envs(store.env())
             .env("SWITCHYARD_WEBHOOK_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
             .env_remove("SWITCHYARD_RICHPANEL_API_KEY")
@@ -92,8 +164,9 @@ async fn post(client: &reqwest::Client, url: &str, body: serde_json::Value) -> u
         .as_u16()
 }
 
-fn status_json(data_dir: &Path) -> serde_json::Value {
-    let out = switchyard(data_dir)
+fn status_json(store: &Store) -> serde_json::Value {
+    let out = store
+        .cmd()
         .args(["status", "--json"])
         .output()
         .expect("status runs");
@@ -105,8 +178,9 @@ fn status_json(data_dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("status --json is JSON")
 }
 
-fn inspect_json(data_dir: &Path, conversation: &str) -> serde_json::Value {
-    let out = switchyard(data_dir)
+fn inspect_json(store: &Store, conversation: &str) -> serde_json::Value {
+    let out = store
+        .cmd()
         .args(["inspect", conversation, "--json"])
         .output()
         .expect("inspect runs");
@@ -133,10 +207,9 @@ fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_become_ordered_streams_and_replay_verifies() {
+async fn webhooks_become_ordered_streams_and_replay_verifies(kind: &'static str) {
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("data");
+    let data = Store::new(kind, tmp.path());
     let serve = Serve::start(&data, &[]);
     let client = reqwest::Client::new();
     let (conversations, per) = (10, 20);
@@ -181,7 +254,8 @@ async fn webhooks_become_ordered_streams_and_replay_verifies() {
         assert_eq!(ids, expected, "T-{c} out of order or duplicated");
     }
     // Shadow mode (no credentials): decisions recorded, nothing sent.
-    let timeline = switchyard(&data)
+    let timeline = data
+        .cmd()
         .args(["inspect", "T-3"])
         .output()
         .expect("inspect");
@@ -202,17 +276,13 @@ async fn webhooks_become_ordered_streams_and_replay_verifies() {
         "a log line carries the webhook token"
     );
 
-    switchyard(&data)
+    data.cmd()
         .args(["replay", "--all", "--verify"])
         .assert()
         .success();
     // Corrupt one projection on purpose: verify must fail, replay repairs.
     {
-        let backend = ports::Backend::open(&ports::BackendConfig::Embedded(
-            ports::EmbeddedSettings::new(&data),
-        ))
-        .await
-        .expect("open");
+        let backend = ports::Backend::open(&data.config()).await.expect("open");
         let p = backend
             .events
             .projection("T-5")
@@ -227,7 +297,8 @@ async fn webhooks_become_ordered_streams_and_replay_verifies() {
             .await
             .expect("corrupt");
     }
-    let out = switchyard(&data)
+    let out = data
+        .cmd()
         .args(["replay", "--all", "--verify"])
         .output()
         .expect("replay");
@@ -236,18 +307,14 @@ async fn webhooks_become_ordered_streams_and_replay_verifies() {
         "verify passed on a corrupted projection"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("T-5"));
-    switchyard(&data)
-        .args(["replay", "--all"])
-        .assert()
-        .success();
-    switchyard(&data)
+    data.cmd().args(["replay", "--all"]).assert().success();
+    data.cmd()
         .args(["replay", "--all", "--verify"])
         .assert()
         .success();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_switch_flipped_with_the_cli_stops_writes() {
+async fn kill_switch_flipped_with_the_cli_stops_writes(kind: &'static str) {
     let fake = FakeServer::start(FakeConfig {
         richpanel_quota: None,
         ..FakeConfig::default()
@@ -255,7 +322,7 @@ async fn kill_switch_flipped_with_the_cli_stops_writes() {
     .await
     .expect("fake");
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("data");
+    let data = Store::new(kind, tmp.path());
     let env = [
         ("SWITCHYARD_RICHPANEL_BASE_URL", fake.base_url()),
         ("SWITCHYARD_RICHPANEL_API_KEY", "rp-secret-key".to_string()),
@@ -270,7 +337,7 @@ async fn kill_switch_flipped_with_the_cli_stops_writes() {
         || fake.writes().len() >= 2,
     );
 
-    switchyard(&data)
+    data.cmd()
         .args([
             "flags",
             "set",
@@ -283,7 +350,8 @@ async fn kill_switch_flipped_with_the_cli_stops_writes() {
         ])
         .assert()
         .success();
-    let history = switchyard(&data)
+    let history = data
+        .cmd()
         .args(["flags", "history"])
         .output()
         .expect("history");
@@ -302,7 +370,8 @@ async fn kill_switch_flipped_with_the_cli_stops_writes() {
         assert_eq!(post(&client, &serve.url, body(t)).await, 202);
     }
     wait_until(Duration::from_secs(30), "suppressions recorded", || {
-        let out = switchyard(&data)
+        let out = data
+            .cmd()
             .args(["inspect", "K-4"])
             .output()
             .expect("inspect");
@@ -316,12 +385,11 @@ async fn kill_switch_flipped_with_the_cli_stops_writes() {
     serve.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_are_listed_with_reason_and_redriven_in_order() {
+async fn dead_letters_are_listed_with_reason_and_redriven_in_order(kind: &'static str) {
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("data");
-    switchyard(&data).args(["init"]).assert().success();
-    let config = ports::BackendConfig::Embedded(ports::EmbeddedSettings::new(&data));
+    let data = Store::new(kind, tmp.path());
+    data.cmd().args(["init"]).assert().success();
+    let config = data.config();
     {
         let backend = ports::Backend::open(&config).await.expect("open");
         for i in 0..3 {
@@ -342,21 +410,18 @@ async fn dead_letters_are_listed_with_reason_and_redriven_in_order() {
         status_json(&data)["queue"]["dlq"] == 3
     });
     serve.stop();
-    let list = switchyard(&data)
-        .args(["dlq", "list"])
-        .output()
-        .expect("dlq list");
+    let list = data.cmd().args(["dlq", "list"]).output().expect("dlq list");
     let list = String::from_utf8_lossy(&list.stdout).to_string();
     assert!(
         list.contains("schema") && list.contains("G-poison"),
         "{list}"
     );
     // Bulk redrive needs an explicit --yes.
-    switchyard(&data)
+    data.cmd()
         .args(["dlq", "redrive", "--all"])
         .assert()
         .code(2);
-    switchyard(&data)
+    data.cmd()
         .args(["dlq", "redrive", "--all", "--yes"])
         .assert()
         .success();
