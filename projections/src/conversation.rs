@@ -50,6 +50,13 @@ pub struct PendingAction {
     pub last_error: Option<String>,
 }
 
+/// An auto-reply that went out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentReply {
+    pub at: DateTime<Utc>,
+    pub template: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastMessage {
     pub event_id: String,
@@ -85,7 +92,7 @@ pub struct Conversation {
     pub route: Option<String>,
     pub tags_applied: BTreeSet<String>,
     /// Completion times of auto-replies within 24 h of the latest event.
-    pub auto_replies_24h: Vec<DateTime<Utc>>,
+    pub auto_replies_24h: Vec<SentReply>,
     pub auto_replies_total: u64,
     /// Requested actions without a terminal outcome, by idempotency key.
     pub pending: BTreeMap<String, PendingAction>,
@@ -196,8 +203,11 @@ impl Conversation {
                         Action::AddTags { tags, .. } => {
                             self.tags_applied.extend(tags.iter().cloned());
                         }
-                        Action::AutoReply { .. } => {
-                            self.auto_replies_24h.push(event.at);
+                        Action::AutoReply { template, .. } => {
+                            self.auto_replies_24h.push(SentReply {
+                                at: event.at,
+                                template: template.clone(),
+                            });
                             self.auto_replies_total += 1;
                             self.status = ConversationStatus::AutoReplied;
                         }
@@ -242,10 +252,18 @@ impl Conversation {
 
     /// Auto-replies completed in the 24 h before `now`.
     pub fn auto_replies_since(&self, now: DateTime<Utc>) -> usize {
+        self.replies_within_24h(now).count()
+    }
+
+    /// Whether `template` was sent in the 24 h before `now`.
+    pub fn template_sent_since(&self, template: &str, now: DateTime<Utc>) -> bool {
+        self.replies_within_24h(now).any(|r| r.template == template)
+    }
+
+    fn replies_within_24h(&self, now: DateTime<Utc>) -> impl Iterator<Item = &SentReply> {
         self.auto_replies_24h
             .iter()
-            .filter(|at| now.signed_duration_since(**at) < Duration::hours(24))
-            .count()
+            .filter(move |r| now.signed_duration_since(r.at) < Duration::hours(24))
     }
 
     pub fn has_message(&self, message_id: &str) -> bool {
@@ -269,6 +287,6 @@ impl Conversation {
 
     fn prune_replies(&mut self, now: DateTime<Utc>) {
         self.auto_replies_24h
-            .retain(|at| now.signed_duration_since(*at) < Duration::hours(24));
+            .retain(|r| now.signed_duration_since(r.at) < Duration::hours(24));
     }
 }

@@ -13,7 +13,7 @@
 mod conversation;
 mod event;
 
-pub use conversation::{ActionState, Conversation, ConversationStatus, PendingAction};
+pub use conversation::{ActionState, Conversation, ConversationStatus, PendingAction, SentReply};
 pub use event::{
     Action, ActionOutcome, Author, DecisionMode, EVENT_SCHEMA_VERSION, Event, EventBody,
     EventError, IntentMatch, PlannedAction, SuppressReason,

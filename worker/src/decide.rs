@@ -161,12 +161,20 @@ pub fn decide(
         .filter(|p| p.action.customer_facing())
         .count();
     let replies = conv.auto_replies_since(now) + pending_replies;
+    let same_template_pending = conv
+        .pending
+        .values()
+        .any(|p| matches!(&p.action, Action::AutoReply { template: t, .. } if *t == template));
     // One slot stays free for the replied tag that follows a sent reply.
     let slots = s.max_actions_per_event.saturating_sub(d.actions.len() + 1);
     if confidence < s.min_reply_confidence {
         d.note = Some(format!(
             "confidence {confidence:.2} below {:.2}: no auto-reply",
             s.min_reply_confidence
+        ));
+    } else if same_template_pending || conv.template_sent_since(&template, now) {
+        d.note = Some(format!(
+            "guardrail: template {template} already sent in this conversation within 24 h"
         ));
     } else if replies >= s.max_auto_replies_per_24h {
         d.note = Some(format!(
@@ -274,10 +282,30 @@ mod tests {
     fn at_most_three_replies_per_day() {
         let now = Utc::now();
         let mut conv = Conversation::default();
-        conv.auto_replies_24h = vec![now, now, now];
+        conv.auto_replies_24h = ["a", "b", "c"]
+            .map(|t| projections::SentReply {
+                at: now,
+                template: t.into(),
+            })
+            .to_vec();
         let d = decide(&rules(), &facts("where is my order?"), &conv, now, None);
         assert!(d.actions.iter().all(|(_, a)| !a.customer_facing()));
         assert!(d.note.as_deref().unwrap_or("").contains("guardrail"));
+    }
+
+    #[test]
+    fn one_template_is_sent_once_per_day() {
+        let now = Utc::now();
+        let mut conv = Conversation::default();
+        conv.auto_replies_24h = vec![projections::SentReply {
+            at: now,
+            template: "order_status".into(),
+        }];
+        let d = decide(&rules(), &facts("where is my order?"), &conv, now, None);
+        assert!(d.actions.iter().all(|(_, a)| !a.customer_facing()), "{d:?}");
+        let later = now + chrono::Duration::hours(25);
+        let d = decide(&rules(), &facts("where is my order?"), &conv, later, None);
+        assert!(d.actions.iter().any(|(_, a)| a.customer_facing()));
     }
 
     #[test]

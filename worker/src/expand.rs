@@ -121,7 +121,10 @@ pub async fn expand(worker: &Worker, env: &Envelope, state: &Conversation) -> Ex
         note,
     };
     // No credential (config or secrets port): the ticket cannot be read.
-    if worker.downstreams.shadowed(downstream::Downstream::Richpanel) {
+    if worker
+        .downstreams
+        .shadowed(downstream::Downstream::Richpanel)
+    {
         return Expanded::Messages {
             update: Some(update(
                 0,
