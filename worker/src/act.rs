@@ -67,7 +67,7 @@ pub async fn perform(worker: &Worker, stream: &Stream, key: &str, action: &Actio
             rp.update_ticket(ticket_id, &update, &ctx).await
         }
     };
-    match result {
+    let outcome = match result {
         Ok(WriteOutcome::Sent { status }) => {
             info!(action = action.name(), status, "action completed");
             ActOutcome::Completed { status }
@@ -76,7 +76,10 @@ pub async fn perform(worker: &Worker, stream: &Stream, key: &str, action: &Actio
             request: serde_json::to_value(&request).unwrap_or_default(),
         },
         Err(e) => classify_error(e),
-    }
+    };
+    metrics::counter!("worker_actions_total", "action" => action.name(), "outcome" => outcome.label())
+        .increment(1);
+    outcome
 }
 
 fn classify_error(e: CallError) -> ActOutcome {
@@ -119,6 +122,18 @@ fn classify_error(e: CallError) -> ActOutcome {
 }
 
 impl ActOutcome {
+    /// Metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ActOutcome::Completed { .. } => "completed",
+            ActOutcome::Shadowed { .. } => "shadowed",
+            ActOutcome::Suppressed { reason, .. } => reason.as_str(),
+            ActOutcome::RetryLater { .. } => "retry_later",
+            ActOutcome::Failed { .. } => "failed",
+            ActOutcome::Ambiguous { .. } => "unknown_outcome",
+        }
+    }
+
     /// The events recording this outcome, and whether processing of the
     /// message stops here.
     pub fn into_events(

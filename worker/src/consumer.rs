@@ -156,13 +156,21 @@ pub(crate) async fn process_one(worker: &Worker, m: &ReceivedMessage) -> bool {
             }
         }
     });
+    let started = std::time::Instant::now();
     let disposition = worker.process(m).await;
     heartbeat.abort();
+    metrics::histogram!("worker_process_seconds").record(started.elapsed().as_secs_f64());
     apply(worker, m, disposition).await
 }
 
 pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) -> bool {
     let queue = &worker.backend.queue;
+    let outcome = match &d {
+        Disposition::Done => "done",
+        Disposition::Retry { .. } => "retry",
+        Disposition::Poison(_) => "dead_lettered",
+    };
+    metrics::counter!("worker_messages_total", "outcome" => outcome).increment(1);
     match d {
         Disposition::Done => {
             if let Err(e) = queue.delete(&m.receipt).await {

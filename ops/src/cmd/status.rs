@@ -15,6 +15,53 @@ pub struct Args {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// A running `serve` to ask for its in-process state (breakers), via
+    /// its `/metrics`. Skipped silently when nothing answers there.
+    #[arg(
+        long,
+        env = "SWITCHYARD_SERVE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub serve_url: String,
+}
+
+/// Breaker states from a running serve's Prometheus text:
+/// `downstream_breaker_state{downstream="richpanel"} 0|1|2`.
+pub async fn breaker_states(serve_url: &str) -> Option<Vec<(String, &'static str)>> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let text = client
+        .get(format!("{}/metrics", serve_url.trim_end_matches('/')))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(parse_breakers(&text))
+}
+
+fn parse_breakers(text: &str) -> Vec<(String, &'static str)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("downstream_breaker_state{"))
+        .filter_map(|l| {
+            let name = l
+                .split("downstream=\"")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .to_owned();
+            let state = match l.rsplit(' ').next()?.trim() {
+                "0" => "closed",
+                "1" => "half_open",
+                "2" => "open",
+                _ => "unknown",
+            };
+            Some((name, state))
+        })
+        .collect()
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -23,6 +70,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let set = backend.flags.get_all().await.context("reading flags")?;
     let flags = Flags::from_set(&set);
     let oldest = stats.oldest_age.map(|d| d.as_secs_f64());
+    let breakers = breaker_states(&args.serve_url).await;
     if args.json {
         super::print_json(&json!({
             "backend": backend.description,
@@ -30,6 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                       "oldest_age_seconds": oldest},
             "flags": {"version": set.version, "kill_switch": flags.kill_switch.as_str(),
                       "shadow": flags.shadow, "safe_mode": flags.safe_mode, "values": set.values},
+            "breakers": breakers.as_ref().map(|b| b.iter().map(|(n, s)| (n.clone(), *s)).collect::<std::collections::BTreeMap<_, _>>()),
         }));
     } else {
         println!("backend      {}", backend.description);
@@ -58,4 +107,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn breaker_states_are_read_from_prometheus_text() {
+        let text = "# TYPE downstream_breaker_state gauge\ndownstream_breaker_state{downstream=\"richpanel\"} 2\ndownstream_breaker_state{downstream=\"openai\"} 0\n";
+        assert_eq!(
+            super::parse_breakers(text),
+            vec![
+                ("richpanel".to_string(), "open"),
+                ("openai".to_string(), "closed")
+            ]
+        );
+    }
 }
