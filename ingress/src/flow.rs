@@ -1,0 +1,196 @@
+//! The idempotency flow that runs before every ACK:
+//! ledger `try_create` (in progress) → queue `send` → ledger `mark_enqueued`.
+//!
+//! | ledger says | answer |
+//! |---|---|
+//! | created / expired claim taken over, send ok | 202 accepted |
+//! | enqueued, same payload hash | 200 duplicate (nothing sent) |
+//! | any state, other payload hash | 409 conflict |
+//! | in progress (someone else mid-flight) | poll up to `in_flight_wait`: enqueued → 200 duplicate; released or expired → try again; else 503 |
+//! | send failed | release the claim → 503 + `Retry-After` |
+//! | backend unreachable | 503 + `Retry-After` |
+//!
+//! `mark_enqueued` failing after a successful send still answers 202: the
+//! message *is* durably enqueued; an unmarked claim expires and a later
+//! retry resends with the same dedup id, which the queue drops.
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use ports::{Backend, CreateOutcome, LedgerState, OutgoingMessage, PortError};
+
+use crate::error::Reject;
+use crate::metrics as m;
+
+/// Retry-After for backend trouble.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Rounds of `try_create` before giving up on a key that keeps changing.
+const MAX_ROUNDS: usize = 4;
+
+/// What the normalizer produced, in the terms the flow needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub event_id: String,
+    pub payload_hash: String,
+    pub group_id: String,
+    pub dedup_id: String,
+    /// The envelope JSON (the queue message body).
+    pub body: String,
+    /// `meta.source` of the envelope.
+    pub source: &'static str,
+    /// The conversation id as it may appear in logs (redacted).
+    pub log_conversation_id: String,
+}
+
+/// A 2xx outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accepted {
+    /// Enqueued by this request.
+    New,
+    /// Already enqueued earlier (or by a concurrent request).
+    Duplicate,
+}
+
+impl Accepted {
+    pub(crate) fn status(self) -> (StatusCode, &'static str) {
+        match self {
+            Accepted::New => (StatusCode::ACCEPTED, "accepted"),
+            Accepted::Duplicate => (StatusCode::OK, "duplicate"),
+        }
+    }
+}
+
+/// Settings of the flow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlowSettings {
+    pub in_progress: Duration,
+    pub keep: Duration,
+    pub in_flight_wait: Duration,
+}
+
+/// Run the flow for one prepared envelope.
+pub(crate) async fn enqueue_once(
+    backend: &Backend,
+    s: FlowSettings,
+    route: &'static str,
+    p: &Prepared,
+    traceparent: String,
+) -> Result<Accepted, Reject> {
+    let owner = uuid::Uuid::new_v4().to_string();
+    let deadline = Instant::now() + s.in_flight_wait;
+    for _ in 0..MAX_ROUNDS {
+        let created = backend
+            .ledger
+            .try_create(&p.event_id, &p.payload_hash, &owner, s.in_progress, s.keep)
+            .await
+            .map_err(|e| unavailable(route, "ledger", &e, p))?;
+        match created {
+            CreateOutcome::Created(_) | CreateOutcome::TakenOver(_) => {
+                return send_and_mark(backend, route, p, &owner, traceparent).await;
+            }
+            CreateOutcome::Exists(rec) => {
+                if rec.payload_hash != p.payload_hash {
+                    return Err(conflict(route, p));
+                }
+                if rec.state == LedgerState::Enqueued {
+                    return Ok(Accepted::Duplicate);
+                }
+                match wait_in_flight(backend, route, p, deadline).await? {
+                    Some(a) => return Ok(a),
+                    None => continue, // released or expired: try to claim it
+                }
+            }
+        }
+    }
+    Err(in_flight_timeout(route, p))
+}
+
+/// Poll the ledger while someone else holds the claim. `Some` = final
+/// answer; `None` = the claim went away (or expired), create again.
+async fn wait_in_flight(
+    backend: &Backend,
+    route: &'static str,
+    p: &Prepared,
+    deadline: Instant,
+) -> Result<Option<Accepted>, Reject> {
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if Instant::now() >= deadline {
+            return Err(in_flight_timeout(route, p));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+        let rec = backend
+            .ledger
+            .get(&p.event_id)
+            .await
+            .map_err(|e| unavailable(route, "ledger", &e, p))?;
+        match rec {
+            None => return Ok(None),
+            Some(r) if r.payload_hash != p.payload_hash => return Err(conflict(route, p)),
+            Some(r) if r.state == LedgerState::Enqueued => return Ok(Some(Accepted::Duplicate)),
+            Some(r) if r.in_progress_until <= chrono::Utc::now() => return Ok(None),
+            Some(_) => {}
+        }
+    }
+}
+
+async fn send_and_mark(
+    backend: &Backend,
+    route: &'static str,
+    p: &Prepared,
+    owner: &str,
+    traceparent: String,
+) -> Result<Accepted, Reject> {
+    let mut attributes = BTreeMap::new();
+    attributes.insert("traceparent".to_owned(), traceparent);
+    attributes.insert("event_id".to_owned(), p.event_id.clone());
+    attributes.insert("source".to_owned(), p.source.to_owned());
+    let msg = OutgoingMessage {
+        group_id: p.group_id.clone(),
+        dedup_id: p.dedup_id.clone(),
+        body: p.body.clone(),
+        attributes,
+    };
+    if let Err(e) = backend.queue.send(msg).await {
+        if let Err(release) = backend.ledger.release(&p.event_id, owner).await {
+            // The claim expires after `in_progress`; retries then take over.
+            tracing::warn!(error = %release, "could not release the ledger claim");
+        }
+        return Err(unavailable(route, "queue", &e, p));
+    }
+    if let Err(e) = backend.ledger.mark_enqueued(&p.event_id, owner).await {
+        tracing::warn!(error = %e, "enqueued but could not mark the ledger record");
+    }
+    Ok(Accepted::New)
+}
+
+fn conflict(route: &'static str, p: &Prepared) -> Reject {
+    m::outcome(m::CONFLICT, route);
+    tracing::warn!("event id already accepted with a different payload");
+    Reject::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        "this event_id was already accepted with a different payload",
+    )
+    .with_event_id(&p.event_id)
+}
+
+fn in_flight_timeout(route: &'static str, p: &Prepared) -> Reject {
+    metrics::counter!(m::UNAVAILABLE, "route" => route, "reason" => "in_flight").increment(1);
+    Reject::unavailable(
+        "the same event is being accepted by another request; retry",
+        Duration::from_secs(1),
+    )
+    .with_event_id(&p.event_id)
+}
+
+fn unavailable(route: &'static str, what: &'static str, e: &PortError, p: &Prepared) -> Reject {
+    metrics::counter!(m::UNAVAILABLE, "route" => route, "reason" => what).increment(1);
+    tracing::warn!(error = %e, port = what, "backend failure before ack");
+    Reject::unavailable(
+        format!("{what} unavailable; nothing was accepted"),
+        RETRY_AFTER,
+    )
+    .with_event_id(&p.event_id)
+}

@@ -1,0 +1,81 @@
+//! The one place the ingress calls the envelope crate: bytes → the
+//! [`Prepared`] message the idempotency flow enqueues.
+use chrono::Utc;
+use envelope::{NormalizeConfig, NormalizeError};
+
+use crate::error::Reject;
+use crate::flow::Prepared;
+
+/// Which normalizer a route uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Richpanel,
+    Email,
+    Ses,
+}
+
+impl Source {
+    fn envelope(self) -> envelope::Source {
+        match self {
+            Source::Richpanel => envelope::Source::Richpanel,
+            Source::Email => envelope::Source::Email,
+            Source::Ses => envelope::Source::Ses,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Source::Richpanel => "richpanel_http_target",
+            Source::Email => "email_raw",
+            Source::Ses => "ses_sns",
+        }
+    }
+}
+
+/// What a valid body asks of the ingress.
+#[derive(Debug)]
+pub(crate) enum Normalized {
+    /// An event to enqueue once.
+    Event(Prepared),
+    /// Valid input carrying no inbound message (an SES bounce...): 200.
+    Ignored,
+}
+
+/// Normalize, or 400 naming what is wrong.
+pub(crate) fn prepare(
+    source: Source,
+    body: &[u8],
+    cfg: &NormalizeConfig,
+) -> Result<Normalized, Reject> {
+    let env =
+        match envelope::normalize(source.envelope(), body, cfg, Utc::now()).map_err(bad_input)? {
+            envelope::Normalized::Envelope(env) => env,
+            // Confirmations are handled (after signature checks) by the SES
+            // route before normalizing; anything else carries no event.
+            _ => return Ok(Normalized::Ignored),
+        };
+    Ok(Normalized::Event(Prepared {
+        event_id: env.event_id.as_str().to_owned(),
+        log_conversation_id: log_id(env.conversation_id.as_str()),
+        payload_hash: env.payload_hash(),
+        group_id: env.group_id(),
+        dedup_id: env.dedup_id(),
+        body: env.to_json(),
+        source: source.name(),
+    }))
+}
+
+fn bad_input(e: NormalizeError) -> Reject {
+    // The message names the field or format at fault; it never quotes the
+    // body, so it is safe to return and to log.
+    Reject::bad_request(e.reason_code(), e.to_string())
+}
+
+/// An id as it may appear in a log line: as is, unless it could carry an
+/// address or phone number, then a stable short hash.
+pub(crate) fn log_id(id: &str) -> String {
+    if id.contains('@') || envelope::redact::redact(id) != id {
+        envelope::redact::hash_id(id)
+    } else {
+        id.to_owned()
+    }
+}

@@ -1,0 +1,232 @@
+//! The HTTP handlers. Each webhook handler runs: authenticate → limits →
+//! normalize → idempotency flow → answer, inside one span carrying
+//! `route`, `event_id` and `conversation_id`.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode, header};
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::auth::Presented;
+use crate::config::BodyLimits;
+use crate::error::Reject;
+use crate::flow::{self, Accepted};
+use crate::metrics as m;
+use crate::normalize::{self, Source};
+use crate::sns::{Kind, SnsMessage};
+use crate::{Shared, limits, trace};
+
+/// A webhook route's fixed properties.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Route {
+    pub name: &'static str,
+    pub source: Source,
+    pub content_types: &'static [&'static str],
+    pub limit: fn(&BodyLimits) -> usize,
+}
+
+fn richpanel_limit(l: &BodyLimits) -> usize {
+    l.richpanel
+}
+fn email_limit(l: &BodyLimits) -> usize {
+    l.email
+}
+fn ses_limit(l: &BodyLimits) -> usize {
+    l.ses
+}
+
+pub(crate) const RICHPANEL: Route = Route {
+    name: "richpanel",
+    source: Source::Richpanel,
+    content_types: &["application/json", "text/plain"],
+    limit: richpanel_limit,
+};
+pub(crate) const EMAIL: Route = Route {
+    name: "email",
+    source: Source::Email,
+    content_types: &["message/rfc822", "application/octet-stream"],
+    limit: email_limit,
+};
+pub(crate) const SES: Route = Route {
+    name: "ses",
+    source: Source::Ses,
+    // SNS posts `text/plain; charset=UTF-8`.
+    content_types: &["text/plain", "application/json"],
+    limit: ses_limit,
+};
+
+/// A 2xx answer.
+enum Answer {
+    /// The idempotency flow ran: 202 accepted or 200 duplicate.
+    Acked(Accepted, String),
+    /// 200 with just a status word (`subscribed`, `ignored`).
+    Status(&'static str),
+}
+
+type Outcome = Result<Answer, Reject>;
+
+pub(crate) async fn richpanel(
+    State(st): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    token_route(st, RICHPANEL, headers, body).await
+}
+
+pub(crate) async fn email(
+    State(st): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    token_route(st, EMAIL, headers, body).await
+}
+
+async fn token_route(st: Arc<Shared>, route: Route, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let span = webhook_span(route);
+    let outcome = async {
+        let presented = st.auth.check_headers(&headers).await?;
+        limits::content_type(&headers, route.content_types)?;
+        let bytes = limits::read_body(&headers, body, (route.limit)(&st.cfg.limits)).await?;
+        if let Presented::Signature = presented {
+            st.auth.check_signature(&headers, &bytes).await?;
+        }
+        accept(&st, route, &headers, &bytes).await
+    }
+    .instrument(span.clone())
+    .await;
+    span.in_scope(|| respond(route, started, outcome))
+}
+
+pub(crate) async fn ses(State(st): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let span = webhook_span(SES);
+    let outcome = async {
+        limits::content_type(&headers, SES.content_types)?;
+        let bytes = limits::read_body(&headers, body, (SES.limit)(&st.cfg.limits)).await?;
+        let msg: SnsMessage = serde_json::from_slice(&bytes)
+            .map_err(|e| Reject::bad_request("invalid_sns", format!("not an SNS message: {e}")))?;
+        let kind = msg.kind().ok_or_else(|| {
+            Reject::bad_request("unsupported_sns_type", "SNS Type is not handled here")
+        })?;
+        st.sns.verify(&msg).await.map_err(|e| {
+            if e.is_transient() {
+                Reject::unavailable(e.to_string(), Duration::from_secs(5))
+            } else {
+                Reject::unauthorized(e.to_string())
+            }
+        })?;
+        match kind {
+            Kind::Notification => accept(&st, SES, &headers, &bytes).await,
+            Kind::SubscriptionConfirmation => {
+                let url = msg.subscribe_url.as_deref().unwrap_or_default();
+                st.sns.confirm(url).await.map_err(|e| {
+                    if e.is_transient() {
+                        Reject::unavailable(
+                            format!("subscription not confirmed: {e}"),
+                            Duration::from_secs(5),
+                        )
+                    } else {
+                        Reject::bad_request("subscribe_url_not_allowed", e.to_string())
+                    }
+                })?;
+                tracing::info!("SNS subscription confirmed");
+                Ok(Answer::Status("subscribed"))
+            }
+            Kind::UnsubscribeConfirmation => Ok(Answer::Status("ignored")),
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    span.in_scope(|| respond(SES, started, outcome))
+}
+
+fn webhook_span(route: Route) -> tracing::Span {
+    tracing::info_span!(
+        "webhook",
+        route = route.name,
+        event_id = tracing::field::Empty,
+        conversation_id = tracing::field::Empty
+    )
+}
+
+/// Normalize and run the idempotency flow.
+async fn accept(st: &Shared, route: Route, headers: &HeaderMap, bytes: &[u8]) -> Outcome {
+    let p = match normalize::prepare(route.source, bytes, &st.cfg.normalize)? {
+        normalize::Normalized::Event(p) => p,
+        normalize::Normalized::Ignored => return Ok(Answer::Status("ignored")),
+    };
+    let span = tracing::Span::current();
+    span.record("event_id", normalize::log_id(&p.event_id).as_str());
+    span.record("conversation_id", p.log_conversation_id.as_str());
+    let traceparent = trace::traceparent(headers);
+    let accepted = flow::enqueue_once(&st.backend, st.flow, route.name, &p, traceparent).await?;
+    Ok(Answer::Acked(accepted, p.event_id.clone()))
+}
+
+/// Turn an outcome into the response, with its metric and log line.
+fn respond(route: Route, started: Instant, outcome: Outcome) -> Response {
+    match outcome {
+        Ok(Answer::Status(word)) => {
+            tracing::info!(status = 200, outcome = word, "webhook acknowledged");
+            (StatusCode::OK, Json(json!({ "status": word }))).into_response()
+        }
+        Ok(Answer::Acked(accepted, event_id)) => {
+            let (status, word) = accepted.status();
+            let name = match accepted {
+                Accepted::New => m::ACCEPTED,
+                Accepted::Duplicate => m::DUPLICATE,
+            };
+            m::outcome(name, route.name);
+            m::ack_latency(route.name, started.elapsed().as_secs_f64());
+            tracing::info!(
+                status = status.as_u16(),
+                outcome = word,
+                "webhook acknowledged"
+            );
+            (
+                status,
+                Json(json!({ "event_id": event_id, "status": word })),
+            )
+                .into_response()
+        }
+        Err(reject) => {
+            let code = reject.status.as_u16();
+            // Conflicts and 503s have their own counters (in the flow).
+            if reject.status.is_client_error() && reject.status != StatusCode::CONFLICT {
+                m::rejected(route.name, code, reject.error);
+            }
+            tracing::info!(status = code, error = reject.error, "webhook rejected");
+            reject.into_response()
+        }
+    }
+}
+
+pub(crate) async fn healthz() -> Response {
+    (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
+}
+
+pub(crate) async fn readyz(State(st): State<Arc<Shared>>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(5), st.backend.ready()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "backend not ready");
+            Reject::unavailable("backend not reachable", Duration::from_secs(5)).into_response()
+        }
+        Err(_) => Reject::unavailable("backend readiness check timed out", Duration::from_secs(5))
+            .into_response(),
+    }
+}
+
+pub(crate) async fn metrics(State(st): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
+}
