@@ -1,0 +1,262 @@
+//! The envelope v1 types (DESIGN §3), plus a few additive optional fields
+//! (documented on each; absent fields decode to their defaults, so a v1
+//! reader that does not know them still reads the envelope).
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConversationId, EventId, sha256_hex, sqs_safe};
+
+/// The schema version this crate writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One normalized inbound event: a Richpanel webhook or an email.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Always [`SCHEMA_VERSION`] when written by this crate.
+    pub schema_version: u32,
+    pub event_id: EventId,
+    /// When the ingress received it (not part of the event's identity).
+    pub received_at: DateTime<Utc>,
+    pub conversation_id: ConversationId,
+    pub channel: Channel,
+    pub customer: Customer,
+    pub message: Message,
+    pub richpanel: RichpanelInfo,
+    pub email: EmailInfo,
+    pub meta: Meta,
+    /// Additive v1 field: where the raw email waits when the SES S3 action
+    /// delivered only a pointer. The worker fetches it from the blob store and
+    /// calls [`Envelope::with_email_body`]. Omitted when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<BlobRef>,
+}
+
+/// Where the conversation happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Livechat,
+    Email,
+    Social,
+    Tiktok,
+    /// Also what any channel name this version does not know decodes to.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl Channel {
+    /// Maps a Richpanel channel name (case-insensitive) to a channel.
+    pub fn from_name(name: &str) -> Self {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "livechat" | "live_chat" | "chat" | "widget" | "messenger_widget" => Self::Livechat,
+            "email" | "mail" | "gmail" | "outlook" => Self::Email,
+            "social" | "facebook" | "facebook_messenger" | "messenger" | "instagram"
+            | "twitter" | "x" | "whatsapp" => Self::Social,
+            "tiktok" => Self::Tiktok,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// Who wrote in. Raw PII: never log these (use [`crate::redact`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Customer {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub id: Option<String>,
+}
+
+/// The message itself. Text only; attachments as metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Message {
+    pub id: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    /// Plain text, cut on a character boundary at
+    /// [`crate::NormalizeConfig::max_text_chars`]. Empty when the source
+    /// carried none (minimal Richpanel body, SES S3/Lambda action).
+    #[serde(default)]
+    pub text: String,
+    /// Additive v1 field: `true` when `text` was cut.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+    /// Additive v1 field: the text's length in characters before cutting
+    /// (only when `truncated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_length: Option<usize>,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// Attachment metadata. Never the bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    #[serde(rename = "type")]
+    pub kind: AttachmentKind,
+    pub url: Option<String>,
+    pub size_bytes: Option<u64>,
+    /// Additive v1 field: file name when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Additive v1 field: MIME type when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    Image,
+    Pdf,
+    #[serde(other)]
+    Other,
+}
+
+impl AttachmentKind {
+    /// Classifies by MIME type, falling back to the file extension.
+    pub fn classify(content_type: Option<&str>, name: Option<&str>) -> Self {
+        let ct = content_type.unwrap_or("").to_ascii_lowercase();
+        let ext = name
+            .and_then(|n| n.rsplit_once('.'))
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        if ct.starts_with("image/")
+            || matches!(
+                ext.as_str(),
+                "png" | "jpg" | "jpeg" | "gif" | "webp" | "heic" | "bmp"
+            )
+        {
+            Self::Image
+        } else if ct == "application/pdf" || ext == "pdf" {
+            Self::Pdf
+        } else {
+            Self::Other
+        }
+    }
+}
+
+/// Richpanel-specific fields (empty for email).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RichpanelInfo {
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub assignee_id: Option<String>,
+    /// Additive v1 field: the ticket id as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<String>,
+    /// Additive v1 field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_url: Option<String>,
+    /// Additive v1 field: the automation rule's trigger name. Not part of the
+    /// payload hash (several rules may fire for the same news).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+}
+
+/// Email-specific fields (empty for Richpanel). Message ids without `<>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EmailInfo {
+    pub message_id: Option<String>,
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    pub subject: Option<String>,
+    pub in_reply_to: Option<String>,
+    #[serde(default)]
+    pub references: Vec<String>,
+}
+
+/// Delivery metadata: not part of the event's identity or payload hash.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Meta {
+    #[serde(default)]
+    pub attempt: u32,
+    pub source: SourceKind,
+    /// Additive v1 field: set when the body was not valid JSON and had to be
+    /// repaired or only partly recovered. Omitted for clean input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
+}
+
+/// Which normalizer produced the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    #[default]
+    RichpanelHttpTarget,
+    /// SES receipt notification via SNS (HTTP or the Lambda SNS event).
+    SesSns,
+    /// Additive v1 value: the Lambda SES event (receipt action `Lambda`/`S3`).
+    SesLambda,
+    EmailRaw,
+}
+
+/// How a malformed Richpanel body was still turned into an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recovery {
+    /// Raw control characters / unescaped quotes inside strings were escaped;
+    /// every field was read.
+    RepairedJson,
+    /// Only the ticket id (and message id, when present) could be read; the
+    /// worker fetches the rest from the Richpanel API.
+    TicketIdOnly,
+}
+
+/// Pointer to a raw email in the blob store (SES S3 action).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub bucket: String,
+    pub key: String,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Envelope {
+    /// SQS `MessageGroupId`: the conversation, hashed when SQS would refuse it.
+    pub fn group_id(&self) -> String {
+        sqs_safe(self.conversation_id.as_str())
+    }
+
+    /// SQS `MessageDeduplicationId`: the event id, hashed when SQS would refuse it.
+    pub fn dedup_id(&self) -> String {
+        sqs_safe(self.event_id.as_str())
+    }
+
+    /// Hex sha256 over what defines the event: everything except
+    /// `received_at`, `meta` and `richpanel.trigger`, in canonical JSON
+    /// (sorted keys, no whitespace). Same event id with a different hash
+    /// means a conflicting redelivery.
+    pub fn payload_hash(&self) -> String {
+        let mut value = match serde_json::to_value(self) {
+            Ok(v) => v,
+            // Serializing plain data cannot fail; hash the Debug form rather
+            // than panic if it ever did.
+            Err(_) => return sha256_hex(format!("{self:?}").as_bytes()),
+        };
+        if let Some(obj) = value.as_object_mut() {
+            obj.remove("received_at");
+            obj.remove("meta");
+            if let Some(rp) = obj.get_mut("richpanel").and_then(|v| v.as_object_mut()) {
+                rp.remove("trigger");
+            }
+        }
+        let mut canonical = String::new();
+        crate::canonical::write(&value, &mut canonical);
+        sha256_hex(canonical.as_bytes())
+    }
+
+    /// Compact JSON (the wire form).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Pretty JSON (for operators).
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
