@@ -1,0 +1,303 @@
+//! The SQLite file: one writer thread with group commit, a small pool of
+//! read connections, and the translation of SQLite errors into port errors.
+//!
+//! Every write is a job sent to the writer thread. The thread takes the first
+//! job, drains up to `max_batch - 1` more that are already queued, runs them
+//! all in ONE transaction (each inside its own SAVEPOINT, so a job that fails
+//! rolls back only itself), COMMITs — one fsync with `synchronous=FULL` — and
+//! only then answers each job. An answered write is therefore on disk.
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{PortError, Result};
+
+/// File name of the database inside the data dir.
+pub const DB_FILE: &str = "switchyard.sqlite";
+/// Default number of jobs committed together.
+pub const DEFAULT_MAX_BATCH: usize = 256;
+const MAX_IDLE_READERS: usize = 4;
+
+/// Turn a SQLite error into a port error: I/O, locking and the like are
+/// transient; data that cannot be decoded is corrupt.
+pub fn sql_err(e: rusqlite::Error) -> PortError {
+    use rusqlite::Error as E;
+    match e {
+        E::FromSqlConversionFailure(..)
+        | E::IntegralValueOutOfRange(..)
+        | E::InvalidColumnType(..)
+        | E::Utf8Error(..) => PortError::Corrupt(e.to_string()),
+        E::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseCorrupt => {
+            PortError::Corrupt(e.to_string())
+        }
+        _ => PortError::Unavailable(format!("sqlite: {e}")),
+    }
+}
+
+/// Extension: `?` on rusqlite results inside jobs.
+pub trait SqlResult<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> SqlResult<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T> {
+        self.map_err(sql_err)
+    }
+}
+
+/// Open a connection with the pragmas every connection needs.
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).db()?;
+    conn.busy_timeout(Duration::from_secs(5)).db()?;
+    // WAL: readers never block the writer; FULL: the WAL is fsync'd at every
+    // COMMIT, so a committed transaction survives power loss.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .db()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(PortError::Unavailable(format!(
+            "sqlite refused WAL mode (got {mode})"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL").db()?;
+    conn.pragma_update(None, "foreign_keys", "ON").db()?;
+    Ok(conn)
+}
+
+/// Open the database file and bring its schema up to date. Returns the
+/// connection and the schema versions before and after.
+pub fn open_and_migrate(path: &Path) -> Result<(Connection, u32, u32)> {
+    let mut conn = connect(path)?;
+    let (from, to) = super::schema::migrate(&mut conn)?;
+    Ok((conn, from, to))
+}
+
+type Finish = Box<dyn FnOnce(Result<()>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Finish + Send>;
+
+/// Handle to the database: cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    readers: Mutex<Vec<Connection>>,
+    max_batch: usize,
+    /// Transactions committed by the writer (each is one fsync); read by
+    /// the group-commit tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    commits: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.inner.path)
+            .field("max_batch", &self.inner.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping the sender ends the writer thread after its last batch.
+        if let Ok(mut g) = self.jobs.lock() {
+            g.take();
+        }
+    }
+}
+
+impl Db {
+    /// Open (and migrate) the database and start the writer thread.
+    pub fn open(path: &Path, max_batch: usize) -> Result<Db> {
+        let (conn, _, _) = open_and_migrate(path)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let max_batch = max_batch.max(1);
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&commits);
+        std::thread::Builder::new()
+            .name("switchyard-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, max_batch, &counter))
+            .map_err(|e| PortError::Unavailable(format!("cannot start writer thread: {e}")))?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                jobs: Mutex::new(Some(tx)),
+                readers: Mutex::new(Vec::new()),
+                max_batch,
+                commits,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn max_batch(&self) -> usize {
+        self.inner.max_batch
+    }
+
+    /// Write transactions committed so far (one fsync each).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn commits(&self) -> u64 {
+        self.inner.commits.load(Ordering::Relaxed)
+    }
+
+    /// Run `f` on the writer thread inside a savepoint of the current group
+    /// transaction. Resolves once the transaction is committed (durable).
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let outcome = run_in_savepoint(conn, f);
+            Box::new(move |commit: Result<()>| {
+                let answer = match (commit, outcome) {
+                    // A failed job rolled back only itself; its error stands.
+                    (_, Err(e)) => Err(e),
+                    (Err(e), Ok(_)) => Err(e),
+                    (Ok(()), Ok(v)) => Ok(v),
+                };
+                // The caller may have gone away (cancelled); nothing to do.
+                let _ = tx.send(answer);
+            })
+        });
+        {
+            let guard = self
+                .inner
+                .jobs
+                .lock()
+                .map_err(|_| PortError::Unavailable("writer lock poisoned".into()))?;
+            let sender = guard
+                .as_ref()
+                .ok_or_else(|| PortError::Unavailable("database closed".into()))?;
+            sender
+                .send(job)
+                .map_err(|_| PortError::Unavailable("sqlite writer thread stopped".into()))?;
+        }
+        rx.await
+            .map_err(|_| PortError::Unavailable("sqlite writer dropped the job".into()))?
+    }
+
+    /// Run `f` on a read connection (off the async runtime). Reads see every
+    /// committed write and never wait for the writer.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut v| v.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => connect(&inner.path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut v) = inner.readers.lock()
+                && v.len() < MAX_IDLE_READERS
+            {
+                v.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| PortError::Unavailable(format!("read task failed: {e}")))?
+    }
+}
+
+fn run_in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    let exec = |sql: &str| -> Result<()> {
+        conn.prepare_cached(sql).db()?.execute([]).db()?;
+        Ok(())
+    };
+    exec("SAVEPOINT job")?;
+    let out = f(conn);
+    let end = if out.is_ok() {
+        exec("RELEASE job")
+    } else {
+        exec("ROLLBACK TO job").and_then(|()| exec("RELEASE job"))
+    };
+    match (out, end) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize, commits: &AtomicU64) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut finishers: Vec<Finish> = Vec::with_capacity(max_batch);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let began = conn.execute_batch("BEGIN IMMEDIATE").db();
+        if let Err(e) = began {
+            tracing::warn!(error = %e, jobs = batch.len(), "sqlite: cannot begin a write batch");
+            // Run nothing: each job is dropped unrun, which drops its reply
+            // channel, so every caller sees `Unavailable`.
+            batch.clear();
+            continue;
+        }
+        for job in batch.drain(..) {
+            finishers.push(job(&conn));
+        }
+        let committed = conn.execute_batch("COMMIT").db();
+        if committed.is_ok() {
+            commits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tracing::warn!(
+                jobs = finishers.len(),
+                "sqlite: commit failed; batch rolled back"
+            );
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for finish in finishers.drain(..) {
+            let result = match &committed {
+                Ok(()) => Ok(()),
+                Err(e) => Err(PortError::Unavailable(format!("commit failed: {e}"))),
+            };
+            finish(result);
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (the time unit of every column).
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn to_time(ms: i64) -> Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| PortError::Corrupt(format!("timestamp out of range: {ms}")))
+}
+
+pub fn dur_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A stored count/version (SQLite integers are i64) as u64.
+pub fn to_u64(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| PortError::Corrupt(format!("negative count {v}")))
+}
+
+/// A count/version as a SQLite integer.
+pub fn to_i64(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| PortError::Invalid(format!("number too large: {v}")))
+}

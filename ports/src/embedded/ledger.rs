@@ -1,0 +1,168 @@
+//! The idempotency ledger on SQLite: every call is one write job, so the
+//! check and the write happen in one transaction on the single writer.
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::db::{Db, SqlResult, dur_ms, now_ms, to_time};
+use crate::{CreateOutcome, Ledger, LedgerRecord, LedgerState, PortError, Result};
+
+#[derive(Debug, Clone)]
+pub struct SqliteLedger {
+    db: Db,
+}
+
+impl SqliteLedger {
+    pub fn new(db: Db) -> Self {
+        SqliteLedger { db }
+    }
+}
+
+const SELECT: &str =
+    "SELECT key, state, payload_hash, owner, created_at, in_progress_until, expires_at
+    FROM ledger WHERE key = ?1";
+
+fn load(conn: &Connection, key: &str) -> Result<Option<LedgerRecord>> {
+    let raw = conn
+        .query_row(SELECT, [key], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
+        .optional()
+        .db()?;
+    let Some((key, state, payload_hash, owner, created, until, expires)) = raw else {
+        return Ok(None);
+    };
+    // Past `expires_at` a record counts as absent.
+    if expires <= now_ms() {
+        return Ok(None);
+    }
+    Ok(Some(LedgerRecord {
+        key,
+        state: LedgerState::parse(&state)
+            .ok_or_else(|| PortError::Corrupt(format!("ledger state {state:?}")))?,
+        payload_hash,
+        owner,
+        created_at: to_time(created)?,
+        in_progress_until: to_time(until)?,
+        expires_at: to_time(expires)?,
+    }))
+}
+
+#[async_trait]
+impl Ledger for SqliteLedger {
+    async fn try_create(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        owner: &str,
+        in_progress_for: Duration,
+        keep_for: Duration,
+    ) -> Result<CreateOutcome> {
+        if key.is_empty() {
+            return Err(PortError::Invalid("ledger key is empty".into()));
+        }
+        let (key, payload_hash, owner) =
+            (key.to_owned(), payload_hash.to_owned(), owner.to_owned());
+        self.db
+            .write(move |conn| {
+                let now = now_ms();
+                // Drop a few long-expired records on the way (no TTL daemon).
+                conn.execute(
+                    "DELETE FROM ledger WHERE key IN
+                     (SELECT key FROM ledger WHERE expires_at <= ?1 LIMIT 16)",
+                    [now],
+                )
+                .db()?;
+                let existing = load(conn, &key)?;
+                let takeover = match &existing {
+                    None => false,
+                    Some(r)
+                        if r.state == LedgerState::InProgress
+                            && r.in_progress_until.timestamp_millis() <= now =>
+                    {
+                        true
+                    }
+                    Some(r) => return Ok(CreateOutcome::Exists(r.clone())),
+                };
+                let record = LedgerRecord {
+                    key: key.clone(),
+                    state: LedgerState::InProgress,
+                    payload_hash,
+                    owner,
+                    created_at: to_time(now)?,
+                    in_progress_until: to_time(now + dur_ms(in_progress_for))?,
+                    expires_at: to_time(now.saturating_add(dur_ms(keep_for)))?,
+                };
+                conn.execute(
+                    "INSERT OR REPLACE INTO ledger
+                     (key, state, payload_hash, owner, created_at, in_progress_until, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        record.key,
+                        record.state.as_str(),
+                        record.payload_hash,
+                        record.owner,
+                        now,
+                        record.in_progress_until.timestamp_millis(),
+                        record.expires_at.timestamp_millis(),
+                    ],
+                )
+                .db()?;
+                Ok(if takeover {
+                    CreateOutcome::TakenOver(record)
+                } else {
+                    CreateOutcome::Created(record)
+                })
+            })
+            .await
+    }
+
+    async fn mark_enqueued(&self, key: &str, owner: &str) -> Result<()> {
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        self.db
+            .write(move |conn| {
+                let n = conn
+                    .execute(
+                        "UPDATE ledger SET state = 'enqueued'
+                         WHERE key = ?1 AND owner = ?2 AND state = 'in_progress' AND expires_at > ?3",
+                        params![key, owner, now_ms()],
+                    )
+                    .db()?;
+                if n == 0 {
+                    return Err(PortError::ConditionFailed(format!(
+                        "ledger record {key} is not in progress under this owner"
+                    )));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn release(&self, key: &str, owner: &str) -> Result<()> {
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "DELETE FROM ledger WHERE key = ?1 AND owner = ?2 AND state = 'in_progress'",
+                    params![key, owner],
+                )
+                .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<LedgerRecord>> {
+        let key = key.to_owned();
+        self.db.read(move |conn| load(conn, &key)).await
+    }
+}

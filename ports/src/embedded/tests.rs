@@ -1,0 +1,271 @@
+//! Embedded-only behaviour: group commit, persistence, migrations, files.
+//! The shared semantics live in `tests/conformance`.
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::db::Db;
+use super::events::SqliteEvents;
+use super::*;
+use crate::{EventStore, NewEvent, OutgoingMessage, PortError};
+
+fn settings(dir: &tempfile::TempDir) -> EmbeddedSettings {
+    EmbeddedSettings::new(dir.path().join("data"))
+}
+
+fn ev(id: &str) -> NewEvent {
+    NewEvent {
+        event_id: id.into(),
+        kind: "K".into(),
+        body: "{}".into(),
+    }
+}
+
+async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .expect("bounded wait")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_batches_writers_and_isolates_a_failing_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    let db = Db::open(&dir.path().join(DB_FILE), 256).expect("open");
+    let events = Arc::new(SqliteEvents::new(db.clone()));
+    let before = db.commits();
+    let mut tasks = Vec::new();
+    // 64 appends to distinct streams plus 16 racing for the same slot.
+    for i in 0..64 {
+        let e = Arc::clone(&events);
+        tasks.push(tokio::spawn(async move {
+            e.append(&format!("s{i}"), 0, vec![ev(&format!("e{i}"))], "{}".into())
+                .await
+        }));
+    }
+    for i in 0..16 {
+        let e = Arc::clone(&events);
+        tasks.push(tokio::spawn(async move {
+            e.append("race", 0, vec![ev(&format!("r{i}"))], "{}".into())
+                .await
+        }));
+    }
+    let mut ok = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        match bounded(t).await.expect("task") {
+            Ok(1) => ok += 1,
+            Err(PortError::SequenceConflict { actual: 1, .. }) => conflicts += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        (ok, conflicts),
+        (65, 15),
+        "one racer wins, the others conflict"
+    );
+    let commits = db.commits() - before;
+    assert!(
+        commits < 80,
+        "80 writes took {commits} commits: not batched"
+    );
+    for i in 0..64 {
+        assert!(events.contains_event(&format!("e{i}")).await.expect("read"));
+    }
+    assert_eq!(events.read_stream("race", 0).await.expect("read").len(), 1);
+}
+
+#[tokio::test]
+async fn batch_of_one_commits_each_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(&dir.path().join(DB_FILE), 1).expect("open");
+    let events = SqliteEvents::new(db.clone());
+    let before = db.commits();
+    for i in 0..5 {
+        bounded(events.append("s", i, vec![ev(&format!("e{i}"))], "{}".into()))
+            .await
+            .expect("append");
+    }
+    assert_eq!(db.commits() - before, 5);
+}
+
+#[tokio::test]
+async fn data_survives_reopen_and_provision_is_idempotent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = settings(&dir);
+    let first = bounded(provision(&s)).await.expect("provision");
+    assert!(
+        first.iter().any(|l| l.starts_with("created database")),
+        "{first:?}"
+    );
+    {
+        let b = bounded(open(&s)).await.expect("open");
+        assert!(b.description.contains("synchronous=FULL"));
+        b.events
+            .append("conv", 0, vec![ev("e1")], "p".into())
+            .await
+            .expect("append");
+        b.flags
+            .set("shadow", "on", "ops", "test")
+            .await
+            .expect("flag");
+        b.queue
+            .send(OutgoingMessage {
+                group_id: "g".into(),
+                dedup_id: "d".into(),
+                body: "hello".into(),
+                attributes: Default::default(),
+            })
+            .await
+            .expect("send");
+    }
+    let again = bounded(provision(&s)).await.expect("provision again");
+    assert!(
+        again.iter().all(|l| l.starts_with("found")),
+        "second run changes nothing: {again:?}"
+    );
+    let b = bounded(open(&s)).await.expect("reopen");
+    assert!(b.events.contains_event("e1").await.expect("read"));
+    assert_eq!(b.flags.get_all().await.expect("flags").version, 1);
+    let got = b
+        .queue
+        .receive(10, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, "hello");
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = settings(&dir);
+    bounded(provision(&s)).await.expect("provision");
+    let conn = rusqlite::Connection::open(s.data_dir.join(DB_FILE)).expect("open");
+    conn.pragma_update(None, "user_version", schema::CURRENT + 1)
+        .expect("bump");
+    drop(conn);
+    assert!(matches!(
+        bounded(open(&s)).await,
+        Err(PortError::Corrupt(_))
+    ));
+}
+
+#[tokio::test]
+async fn one_message_per_group_per_receive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = bounded(open(&settings(&dir))).await.expect("open");
+    for (g, d) in [("a", "a1"), ("a", "a2"), ("b", "b1")] {
+        b.queue
+            .send(OutgoingMessage {
+                group_id: g.into(),
+                dedup_id: d.into(),
+                body: d.into(),
+                attributes: Default::default(),
+            })
+            .await
+            .expect("send");
+    }
+    let got = b
+        .queue
+        .receive(10, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .expect("receive");
+    let ids: Vec<&str> = got.iter().map(|m| m.dedup_id.as_str()).collect();
+    assert_eq!(ids, ["a1", "b1"]);
+    let stats = b.queue.stats().await.expect("stats");
+    assert_eq!((stats.in_flight, stats.visible, stats.dlq), (2, 1, 0));
+}
+
+#[tokio::test]
+async fn queue_refuses_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = bounded(open(&settings(&dir))).await.expect("open");
+    for max in [0, 11] {
+        assert!(matches!(
+            b.queue
+                .receive(max, Duration::from_secs(1), Duration::ZERO)
+                .await,
+            Err(PortError::Invalid(_))
+        ));
+    }
+    let long = "x".repeat(129);
+    for (g, d) in [(long.as_str(), "d"), ("g", ""), ("g", "has space")] {
+        let r = b
+            .queue
+            .send(OutgoingMessage {
+                group_id: g.into(),
+                dedup_id: d.into(),
+                body: "b".into(),
+                attributes: Default::default(),
+            })
+            .await;
+        assert!(matches!(r, Err(PortError::Invalid(_))), "{g:?}/{d:?}");
+    }
+    assert!(matches!(
+        b.queue.delete("no-such-receipt").await,
+        Err(PortError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn secrets_file_is_private_and_names_map_to_env_vars() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = settings(&dir);
+    let b = bounded(open(&s)).await.expect("open");
+    let name = format!("h2-test/{}", uuid::Uuid::new_v4().simple());
+    b.secrets.store(&name, "s3cret").await.expect("store");
+    let files: Vec<_> = std::fs::read_dir(s.data_dir.join("secrets"))
+        .expect("secrets dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "one file, inside the secrets dir: {files:?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files[0])
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(matches!(
+        b.secrets.store("", "x").await,
+        Err(PortError::Invalid(_))
+    ));
+    // The override itself is tested in a child process
+    // (tests/conformance_embedded.rs): this crate cannot set variables.
+    assert_eq!(
+        files::FileSecrets::env_var("richpanel/api-key.v2"),
+        "SWITCHYARD_SECRET_RICHPANEL_API_KEY_V2"
+    );
+}
+
+#[tokio::test]
+async fn blob_keys_cannot_escape_the_blob_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = bounded(open(&settings(&dir))).await.expect("open");
+    for key in ["../escape", "/etc/passwd", "a/../../b", "", "dir/"] {
+        assert!(
+            matches!(
+                b.blobs.put("raw", key, vec![1]).await,
+                Err(PortError::Invalid(_))
+            ),
+            "key {key:?} must be refused"
+        );
+    }
+    for bucket in ["", "..", "Upper", "a/b"] {
+        assert!(
+            matches!(b.blobs.get(bucket, "k").await, Err(PortError::Invalid(_))),
+            "bucket {bucket:?} must be refused"
+        );
+    }
+    b.blobs
+        .put("raw", "a/b/c.eml", vec![1, 2])
+        .await
+        .expect("put");
+    assert!(dir.path().join("data/blobs/raw/a/b/c.eml").is_file());
+}
