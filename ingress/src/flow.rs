@@ -1,5 +1,7 @@
 //! The idempotency flow that runs before every ACK:
-//! ledger `try_create` (in progress) → queue `send` → ledger `mark_enqueued`.
+//! ledger `try_create` (in progress) → queue `send` → ledger `mark_enqueued`,
+//! as one `Intake::enqueue_once` call (the embedded backend does all three
+//! in one transaction; AWS makes the three calls).
 //!
 //! | ledger says | answer |
 //! |---|---|
@@ -17,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use ports::{Backend, CreateOutcome, LedgerState, OutgoingMessage, PortError};
+use ports::{Backend, EnqueueOnce, EnqueueOutcome, LedgerState, OutgoingMessage, PortError};
 
 use crate::error::Reject;
 use crate::metrics as m;
@@ -78,17 +80,32 @@ pub(crate) async fn enqueue_once(
 ) -> Result<Accepted, Reject> {
     let owner = uuid::Uuid::new_v4().to_string();
     let deadline = Instant::now() + s.in_flight_wait;
+    let mut attributes = BTreeMap::new();
+    attributes.insert("traceparent".to_owned(), traceparent);
+    attributes.insert("event_id".to_owned(), p.event_id.clone());
+    attributes.insert("source".to_owned(), p.source.to_owned());
+    let request = EnqueueOnce {
+        key: p.event_id.clone(),
+        payload_hash: p.payload_hash.clone(),
+        owner,
+        in_progress_for: s.in_progress,
+        keep_for: s.keep,
+        message: OutgoingMessage {
+            group_id: p.group_id.clone(),
+            dedup_id: p.dedup_id.clone(),
+            body: p.body.clone(),
+            attributes,
+        },
+    };
     for _ in 0..MAX_ROUNDS {
-        let created = backend
-            .ledger
-            .try_create(&p.event_id, &p.payload_hash, &owner, s.in_progress, s.keep)
+        let outcome = backend
+            .intake
+            .enqueue_once(request.clone())
             .await
-            .map_err(|e| unavailable(route, "ledger", &e, p))?;
-        match created {
-            CreateOutcome::Created(_) | CreateOutcome::TakenOver(_) => {
-                return send_and_mark(backend, route, p, &owner, traceparent).await;
-            }
-            CreateOutcome::Exists(rec) => {
+            .map_err(|e| unavailable(route, "backend", &e, p))?;
+        match outcome {
+            EnqueueOutcome::Enqueued => return Ok(Accepted::New),
+            EnqueueOutcome::Exists(rec) => {
                 if rec.payload_hash != p.payload_hash {
                     return Err(conflict(route, p));
                 }
@@ -133,36 +150,6 @@ async fn wait_in_flight(
             Some(_) => {}
         }
     }
-}
-
-async fn send_and_mark(
-    backend: &Backend,
-    route: &'static str,
-    p: &Prepared,
-    owner: &str,
-    traceparent: String,
-) -> Result<Accepted, Reject> {
-    let mut attributes = BTreeMap::new();
-    attributes.insert("traceparent".to_owned(), traceparent);
-    attributes.insert("event_id".to_owned(), p.event_id.clone());
-    attributes.insert("source".to_owned(), p.source.to_owned());
-    let msg = OutgoingMessage {
-        group_id: p.group_id.clone(),
-        dedup_id: p.dedup_id.clone(),
-        body: p.body.clone(),
-        attributes,
-    };
-    if let Err(e) = backend.queue.send(msg).await {
-        if let Err(release) = backend.ledger.release(&p.event_id, owner).await {
-            // The claim expires after `in_progress`; retries then take over.
-            tracing::warn!(error = %release, "could not release the ledger claim");
-        }
-        return Err(unavailable(route, "queue", &e, p));
-    }
-    if let Err(e) = backend.ledger.mark_enqueued(&p.event_id, owner).await {
-        tracing::warn!(error = %e, "enqueued but could not mark the ledger record");
-    }
-    Ok(Accepted::New)
 }
 
 fn conflict(route: &'static str, p: &Prepared) -> Reject {

@@ -3,13 +3,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{BlobStore, EventStore, FlagStore, Ledger, Queue, Result, Secrets};
+use crate::{BlobStore, EventStore, FlagStore, Intake, Ledger, Queue, Result, Secrets};
 
 /// Every port, behind one cheap-to-clone handle.
 #[derive(Clone, Debug)]
 pub struct Backend {
     pub queue: Arc<dyn Queue>,
     pub ledger: Arc<dyn Ledger>,
+    /// Ledger + queue as one "enqueue exactly once" call (the ingress path).
+    pub intake: Arc<dyn Intake>,
     pub events: Arc<dyn EventStore>,
     pub flags: Arc<dyn FlagStore>,
     pub secrets: Secrets,
@@ -83,18 +85,24 @@ impl BackendConfig {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let max_receive_count = match var("SWITCHYARD_MAX_RECEIVE_COUNT") {
             Some(v) => v.parse().map_err(|_| {
-                crate::PortError::Invalid(format!("SWITCHYARD_MAX_RECEIVE_COUNT={v:?} is not a number"))
+                crate::PortError::Invalid(format!(
+                    "SWITCHYARD_MAX_RECEIVE_COUNT={v:?} is not a number"
+                ))
             })?,
             None => 5,
         };
         match var("SWITCHYARD_BACKEND").as_deref().unwrap_or("embedded") {
             "embedded" => {
-                let mut s = EmbeddedSettings::new(var("SWITCHYARD_DATA_DIR").unwrap_or_else(|| "data".into()));
+                let mut s = EmbeddedSettings::new(
+                    var("SWITCHYARD_DATA_DIR").unwrap_or_else(|| "data".into()),
+                );
                 s.max_receive_count = max_receive_count;
                 Ok(BackendConfig::Embedded(s))
             }
             "aws" => {
-                let mut s = AwsSettings::new(var("SWITCHYARD_AWS_PREFIX").unwrap_or_else(|| "switchyard".into()));
+                let mut s = AwsSettings::new(
+                    var("SWITCHYARD_AWS_PREFIX").unwrap_or_else(|| "switchyard".into()),
+                );
                 s.max_receive_count = max_receive_count;
                 Ok(BackendConfig::Aws(s))
             }

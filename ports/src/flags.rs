@@ -132,13 +132,22 @@ impl Flags {
         }
     }
     pub fn channel_enabled(&self, channel: &str) -> bool {
-        self.values.get(&format!("channel.{channel}")).map(String::as_str) != Some("off")
+        self.values
+            .get(&format!("channel.{channel}"))
+            .map(String::as_str)
+            != Some("off")
     }
     pub fn template_enabled(&self, template: &str) -> bool {
-        self.values.get(&format!("template.{template}")).map(String::as_str) != Some("off")
+        self.values
+            .get(&format!("template.{template}"))
+            .map(String::as_str)
+            != Some("off")
     }
     pub fn paused(&self, downstream: &str) -> bool {
-        self.values.get(&format!("pause.{downstream}")).map(String::as_str) == Some("on")
+        self.values
+            .get(&format!("pause.{downstream}"))
+            .map(String::as_str)
+            == Some("on")
     }
 }
 
@@ -164,7 +173,8 @@ mod tests {
         let f = Flags::from_set(&set);
         assert_eq!(f.kill_switch, KillSwitch::Off);
         assert!(!f.shadow && f.channel_enabled("email") && !f.paused("openai"));
-        set.values.insert("kill-switch".into(), "auto_replies".into());
+        set.values
+            .insert("kill-switch".into(), "auto_replies".into());
         set.values.insert("channel.email".into(), "off".into());
         set.values.insert("pause.openai".into(), "on".into());
         let f = Flags::from_set(&set);

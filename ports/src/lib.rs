@@ -7,6 +7,7 @@
 //! - `error.rs` — [`PortError`], the one error every port returns.
 //! - `queue.rs` — [`Queue`]: FIFO groups, visibility, DLQ, redrive.
 //! - `ledger.rs` — [`Ledger`]: the ingress idempotency ledger.
+//! - `intake.rs` — [`Intake`]: ledger claim + queue send + mark as one call.
 //! - `events.rs` — [`EventStore`]: per-conversation streams + projections.
 //! - `flags.rs` — [`FlagStore`] and the typed view [`Flags`] of its values.
 //! - `secrets.rs` — [`SecretSource`] and the TTL cache [`Secrets`].
@@ -23,6 +24,7 @@ pub mod embedded;
 mod error;
 mod events;
 mod flags;
+mod intake;
 mod ledger;
 mod queue;
 mod secrets;
@@ -32,6 +34,7 @@ pub use blobs::BlobStore;
 pub use error::{PortError, Result};
 pub use events::{EventStore, NewEvent, StoredEvent, StoredProjection};
 pub use flags::{AuditEntry, FlagSet, FlagStore, Flags, KillSwitch};
+pub use intake::{ComposedIntake, EnqueueOnce, EnqueueOutcome, Intake};
 pub use ledger::{CreateOutcome, Ledger, LedgerRecord, LedgerState};
 pub use queue::{DeadLetter, OutgoingMessage, Queue, QueueStats, ReceivedMessage, Redrive};
 pub use secrets::{SecretSource, Secrets};

@@ -81,6 +81,14 @@ impl FlakyQueue {
             fail: AtomicBool::new(false),
         });
         backend.queue = q.clone();
+        // The intake must go through the flaky queue too: use the composed
+        // claim → send → mark path (the embedded backend's fused path does
+        // all three in one SQLite transaction, which fails whole or not at
+        // all; the conformance suite covers it).
+        backend.intake = Arc::new(ports::ComposedIntake {
+            ledger: backend.ledger.clone(),
+            queue: q.clone(),
+        });
         q
     }
     pub fn set_failing(&self, on: bool) {

@@ -133,17 +133,24 @@ pub async fn open(s: &AwsSettings) -> Result<Backend> {
         provision::require_table(&clients.ddb, &names.flags_table),
     )?;
     let source = secrets::AwsSecrets::new(clients.secrets.clone(), &names.secret_prefix);
+    let queue: Arc<dyn crate::Queue> = Arc::new(queue::AwsQueue::new(
+        clients.sqs.clone(),
+        queue_url,
+        dlq_url,
+        s.max_receive_count,
+    ));
+    let ledger: Arc<dyn crate::Ledger> = Arc::new(ledger::AwsLedger::new(
+        clients.ddb.clone(),
+        &names.ledger_table,
+    ));
     Ok(Backend {
-        queue: Arc::new(queue::AwsQueue::new(
-            clients.sqs.clone(),
-            queue_url,
-            dlq_url,
-            s.max_receive_count,
-        )),
-        ledger: Arc::new(ledger::AwsLedger::new(
-            clients.ddb.clone(),
-            &names.ledger_table,
-        )),
+        // DynamoDB and SQS share no transaction: claim, send, mark.
+        intake: Arc::new(crate::ComposedIntake {
+            ledger: ledger.clone(),
+            queue: queue.clone(),
+        }),
+        queue,
+        ledger,
         events: Arc::new(events::AwsEventStore::new(
             clients.ddb.clone(),
             &names.log_table,

@@ -57,6 +57,84 @@ fn load(conn: &Connection, key: &str) -> Result<Option<LedgerRecord>> {
     }))
 }
 
+/// The conditional create, inside the caller's write job (also used by the
+/// fused intake).
+pub(super) fn try_create_in(
+    conn: &Connection,
+    key: &str,
+    payload_hash: String,
+    owner: String,
+    in_progress_for: Duration,
+    keep_for: Duration,
+) -> Result<CreateOutcome> {
+    let key = key.to_owned();
+    let now = now_ms();
+    // Drop a few long-expired records on the way (no TTL daemon).
+    conn.execute(
+        "DELETE FROM ledger WHERE key IN
+             (SELECT key FROM ledger WHERE expires_at <= ?1 LIMIT 16)",
+        [now],
+    )
+    .db()?;
+    let existing = load(conn, &key)?;
+    let takeover = match &existing {
+        None => false,
+        Some(r)
+            if r.state == LedgerState::InProgress
+                && r.in_progress_until.timestamp_millis() <= now =>
+        {
+            true
+        }
+        Some(r) => return Ok(CreateOutcome::Exists(r.clone())),
+    };
+    let record = LedgerRecord {
+        key: key.clone(),
+        state: LedgerState::InProgress,
+        payload_hash,
+        owner,
+        created_at: to_time(now)?,
+        in_progress_until: to_time(now + dur_ms(in_progress_for))?,
+        expires_at: to_time(now.saturating_add(dur_ms(keep_for)))?,
+    };
+    conn.execute(
+        "INSERT OR REPLACE INTO ledger
+             (key, state, payload_hash, owner, created_at, in_progress_until, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            record.key,
+            record.state.as_str(),
+            record.payload_hash,
+            record.owner,
+            now,
+            record.in_progress_until.timestamp_millis(),
+            record.expires_at.timestamp_millis(),
+        ],
+    )
+    .db()?;
+    Ok(if takeover {
+        CreateOutcome::TakenOver(record)
+    } else {
+        CreateOutcome::Created(record)
+    })
+}
+
+/// `InProgress` → `Enqueued` for `owner`, inside the caller's write job.
+pub(super) fn mark_enqueued_in(conn: &Connection, key: &str, owner: &str) -> Result<()> {
+    let n = conn
+        .execute(
+            "UPDATE ledger SET state = 'enqueued'
+             WHERE key = ?1 AND owner = ?2 AND state = 'in_progress' AND expires_at > ?3",
+            params![key, owner, now_ms()],
+        )
+        .db()?;
+    if n == 0 {
+        return Err(PortError::ConditionFailed(format!(
+            "ledger record {key} is not in progress under this owner"
+        )));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Ledger for SqliteLedger {
     async fn try_create(
@@ -74,54 +152,7 @@ impl Ledger for SqliteLedger {
             (key.to_owned(), payload_hash.to_owned(), owner.to_owned());
         self.db
             .write(move |conn| {
-                let now = now_ms();
-                // Drop a few long-expired records on the way (no TTL daemon).
-                conn.execute(
-                    "DELETE FROM ledger WHERE key IN
-                     (SELECT key FROM ledger WHERE expires_at <= ?1 LIMIT 16)",
-                    [now],
-                )
-                .db()?;
-                let existing = load(conn, &key)?;
-                let takeover = match &existing {
-                    None => false,
-                    Some(r)
-                        if r.state == LedgerState::InProgress
-                            && r.in_progress_until.timestamp_millis() <= now =>
-                    {
-                        true
-                    }
-                    Some(r) => return Ok(CreateOutcome::Exists(r.clone())),
-                };
-                let record = LedgerRecord {
-                    key: key.clone(),
-                    state: LedgerState::InProgress,
-                    payload_hash,
-                    owner,
-                    created_at: to_time(now)?,
-                    in_progress_until: to_time(now + dur_ms(in_progress_for))?,
-                    expires_at: to_time(now.saturating_add(dur_ms(keep_for)))?,
-                };
-                conn.execute(
-                    "INSERT OR REPLACE INTO ledger
-                     (key, state, payload_hash, owner, created_at, in_progress_until, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        record.key,
-                        record.state.as_str(),
-                        record.payload_hash,
-                        record.owner,
-                        now,
-                        record.in_progress_until.timestamp_millis(),
-                        record.expires_at.timestamp_millis(),
-                    ],
-                )
-                .db()?;
-                Ok(if takeover {
-                    CreateOutcome::TakenOver(record)
-                } else {
-                    CreateOutcome::Created(record)
-                })
+                try_create_in(conn, &key, payload_hash, owner, in_progress_for, keep_for)
             })
             .await
     }
@@ -129,21 +160,7 @@ impl Ledger for SqliteLedger {
     async fn mark_enqueued(&self, key: &str, owner: &str) -> Result<()> {
         let (key, owner) = (key.to_owned(), owner.to_owned());
         self.db
-            .write(move |conn| {
-                let n = conn
-                    .execute(
-                        "UPDATE ledger SET state = 'enqueued'
-                         WHERE key = ?1 AND owner = ?2 AND state = 'in_progress' AND expires_at > ?3",
-                        params![key, owner, now_ms()],
-                    )
-                    .db()?;
-                if n == 0 {
-                    return Err(PortError::ConditionFailed(format!(
-                        "ledger record {key} is not in progress under this owner"
-                    )));
-                }
-                Ok(())
-            })
+            .write(move |conn| mark_enqueued_in(conn, &key, &owner))
             .await
     }
 

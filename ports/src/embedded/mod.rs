@@ -5,6 +5,7 @@
 //! - `db.rs` — the SQLite file: writer thread with group commit, read pool.
 //! - `schema.rs` — migrations (`user_version`).
 //! - `queue.rs` (+ `queue_sql.rs`, row helpers), `ledger.rs`, `events.rs`, `flags.rs` — the SQL ports.
+//! - `intake.rs` — ledger claim + send + mark in one write job.
 //! - `files.rs` — secrets (env var or 0600 file) and blobs (a directory).
 //!
 //! # Durability
@@ -23,6 +24,7 @@ mod db;
 mod events;
 mod files;
 mod flags;
+mod intake;
 mod ledger;
 mod queue;
 mod queue_sql;
@@ -62,12 +64,10 @@ pub async fn open_tuned(s: &EmbeddedSettings, tuning: Tuning) -> Result<Backend>
     .await
     .map_err(|e| PortError::Unavailable(format!("open task failed: {e}")))??;
     let dir = &s.data_dir;
+    let queue = queue::SqliteQueue::new(db.clone(), s.max_receive_count, s.dedup_window);
     Ok(Backend {
-        queue: Arc::new(queue::SqliteQueue::new(
-            db.clone(),
-            s.max_receive_count,
-            s.dedup_window,
-        )),
+        intake: Arc::new(intake::SqliteIntake::new(db.clone(), queue.clone())),
+        queue: Arc::new(queue),
         ledger: Arc::new(ledger::SqliteLedger::new(db.clone())),
         events: Arc::new(events::SqliteEvents::new(db.clone())),
         flags: Arc::new(flags::SqliteFlags::new(db.clone())),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::Notify;
 
 use super::db::{Db, SqlResult, dur_ms, now_ms, to_time, to_u64};
@@ -45,6 +45,15 @@ pub struct SqliteQueue {
 }
 
 impl SqliteQueue {
+    pub fn dedup_window(&self) -> Duration {
+        self.dedup_window
+    }
+
+    /// Wake long-polling receivers (after a send committed elsewhere).
+    pub fn wake_receivers(&self) {
+        self.ready.notify_waiters();
+    }
+
     pub fn new(db: Db, max_receive_count: u32, dedup_window: Duration) -> Self {
         SqliteQueue {
             db,
@@ -55,7 +64,7 @@ impl SqliteQueue {
     }
 }
 
-fn check_id(what: &str, id: &str) -> Result<()> {
+pub(super) fn check_id(what: &str, id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 128 {
         return Err(PortError::Invalid(format!(
             "{what} must be 1-128 characters, got {}",
@@ -95,6 +104,48 @@ fn dead_letter_from_row(r: &Row<'_>) -> rusqlite::Result<DlqRow> {
     ))
 }
 
+/// Dedup check + insert, inside the caller's write job (also used by the
+/// fused intake). `Ok(false)`: a duplicate within the window, nothing added.
+pub(super) fn send_in(
+    conn: &Connection,
+    msg: &OutgoingMessage,
+    attributes: &str,
+    window: i64,
+    id: &str,
+) -> Result<bool> {
+    let now = now_ms();
+    // Forget dedup ids older than the window, a few at a time.
+    conn.prepare_cached(
+        "DELETE FROM queue_dedup WHERE dedup_id IN
+         (SELECT dedup_id FROM queue_dedup WHERE sent_at <= ?1 LIMIT 64)",
+    )
+    .db()?
+    .execute([now - window])
+    .db()?;
+    let seen: Option<i64> = conn
+        .prepare_cached("SELECT sent_at FROM queue_dedup WHERE dedup_id = ?1")
+        .db()?
+        .query_row([&msg.dedup_id], |r| r.get(0))
+        .optional()
+        .db()?;
+    if seen.is_some_and(|at| at > now - window) {
+        return Ok(false);
+    }
+    conn.prepare_cached("INSERT OR REPLACE INTO queue_dedup (dedup_id, sent_at) VALUES (?1, ?2)")
+        .db()?
+        .execute(params![msg.dedup_id, now])
+        .db()?;
+    let row = NewRow {
+        id,
+        group_id: &msg.group_id,
+        dedup_id: &msg.dedup_id,
+        body: &msg.body,
+        attributes,
+    };
+    insert_message(conn, &row, now)?;
+    Ok(true)
+}
+
 #[async_trait]
 impl Queue for SqliteQueue {
     async fn send(&self, msg: OutgoingMessage) -> Result<String> {
@@ -106,41 +157,7 @@ impl Queue for SqliteQueue {
         let new_id = id.clone();
         let enqueued = self
             .db
-            .write(move |conn| {
-                let now = now_ms();
-                // Forget dedup ids older than the window, a few at a time.
-                conn.prepare_cached(
-                    "DELETE FROM queue_dedup WHERE dedup_id IN
-                     (SELECT dedup_id FROM queue_dedup WHERE sent_at <= ?1 LIMIT 64)",
-                )
-                .db()?
-                .execute([now - window])
-                .db()?;
-                let seen: Option<i64> = conn
-                    .prepare_cached("SELECT sent_at FROM queue_dedup WHERE dedup_id = ?1")
-                    .db()?
-                    .query_row([&msg.dedup_id], |r| r.get(0))
-                    .optional()
-                    .db()?;
-                if seen.is_some_and(|at| at > now - window) {
-                    return Ok(false);
-                }
-                conn.prepare_cached(
-                    "INSERT OR REPLACE INTO queue_dedup (dedup_id, sent_at) VALUES (?1, ?2)",
-                )
-                .db()?
-                .execute(params![msg.dedup_id, now])
-                .db()?;
-                let row = NewRow {
-                    id: &new_id,
-                    group_id: &msg.group_id,
-                    dedup_id: &msg.dedup_id,
-                    body: &msg.body,
-                    attributes: &attributes,
-                };
-                insert_message(conn, &row, now)?;
-                Ok(true)
-            })
+            .write(move |conn| send_in(conn, &msg, &attributes, window, &new_id))
             .await?;
         if enqueued {
             self.ready.notify_waiters();

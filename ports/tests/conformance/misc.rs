@@ -281,3 +281,106 @@ pub async fn blobs_put_get_missing(h: &Harness) {
         Some(b"v2".to_vec())
     );
 }
+
+fn intake_request(key: &str, hash: &str, owner: &str, group: &str) -> ports::EnqueueOnce {
+    ports::EnqueueOnce {
+        key: key.into(),
+        payload_hash: hash.into(),
+        owner: owner.into(),
+        in_progress_for: IN_PROGRESS,
+        keep_for: KEEP,
+        message: ports::OutgoingMessage {
+            group_id: group.into(),
+            dedup_id: format!("d-{key}").replace(':', "-"),
+            body: format!("body of {key}"),
+            attributes: Default::default(),
+        },
+    }
+}
+
+/// Claim + send + mark as one call: enqueued once; a second attempt finds
+/// the enqueued record (with its hash) and sends nothing.
+pub async fn intake_enqueues_exactly_once(h: &Harness) {
+    let first =
+        h.b.intake
+            .enqueue_once(intake_request("evt:i1", "hash-a", "o1", "g-i1"))
+            .await
+            .expect("enqueue");
+    assert_eq!(first, ports::EnqueueOutcome::Enqueued);
+    let r =
+        h.b.ledger
+            .get("evt:i1")
+            .await
+            .expect("get")
+            .expect("record");
+    assert_eq!(r.state, LedgerState::Enqueued);
+    match h
+        .b
+        .intake
+        .enqueue_once(intake_request("evt:i1", "hash-b", "o2", "g-i1"))
+        .await
+        .expect("second attempt")
+    {
+        ports::EnqueueOutcome::Exists(r) => {
+            assert_eq!(r.state, LedgerState::Enqueued);
+            assert_eq!(r.payload_hash, "hash-a");
+        }
+        other => panic!("expected Exists, got {other:?}"),
+    }
+    let got =
+        h.b.queue
+            .receive(10, secs(30), secs(1))
+            .await
+            .expect("receive");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].body, "body of evt:i1");
+    assert!(
+        h.b.queue
+            .receive(10, secs(30), Duration::from_millis(500))
+            .await
+            .expect("receive")
+            .is_empty(),
+        "a second copy was enqueued"
+    );
+}
+
+/// A live in-progress claim by someone else is returned, not overridden;
+/// once it expires, the intake takes it over and enqueues.
+pub async fn intake_respects_and_takes_over_claims(h: &Harness) {
+    assert!(matches!(
+        h.b.ledger
+            .try_create("evt:i2", "hash", "slow", secs(1), KEEP)
+            .await,
+        Ok(CreateOutcome::Created(_))
+    ));
+    match h
+        .b
+        .intake
+        .enqueue_once(intake_request("evt:i2", "hash", "fast", "g-i2"))
+        .await
+        .expect("attempt")
+    {
+        ports::EnqueueOutcome::Exists(r) => {
+            assert_eq!(
+                (r.state, r.owner.as_str()),
+                (LedgerState::InProgress, "slow")
+            )
+        }
+        other => panic!("expected Exists(InProgress), got {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        h.b.intake
+            .enqueue_once(intake_request("evt:i2", "hash", "fast", "g-i2"))
+            .await
+            .expect("takeover"),
+        ports::EnqueueOutcome::Enqueued
+    );
+    let r =
+        h.b.ledger
+            .get("evt:i2")
+            .await
+            .expect("get")
+            .expect("record");
+    assert_eq!((r.state, r.owner.as_str()), (LedgerState::Enqueued, "fast"));
+}

@@ -111,6 +111,8 @@ macro_rules! conformance_suite {
             ledger_expired_in_progress_taken_over,
             ledger_release_only_by_owner,
             ledger_expired_record_counts_as_absent,
+            intake_enqueues_exactly_once,
+            intake_respects_and_takes_over_claims,
             events_append_conflict_on_stale_version,
             events_duplicate_event_id_rejected,
             events_projection_atomic_with_append,
