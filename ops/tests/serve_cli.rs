@@ -89,6 +89,7 @@ on_both_backends!(
     webhooks_become_ordered_streams_and_replay_verifies,
     kill_switch_flipped_with_the_cli_stops_writes,
     dead_letters_are_listed_with_reason_and_redriven_in_order,
+    status_names_stuck_conversations,
 );
 
 struct Serve {
@@ -448,5 +449,76 @@ async fn dead_letters_are_listed_with_reason_and_redriven_in_order(kind: &'stati
         order,
         vec!["p-0", "p-1", "p-2"],
         "redrive lost the group order or the dedup ids"
+    );
+}
+
+/// A conversation whose action keeps failing (pending, last event long ago)
+/// is listed as stuck by `status`; a finished one is not.
+async fn status_names_stuck_conversations(kind: &'static str) {
+    use projections::{Action, Event, EventBody};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = Store::new(kind, tmp.path());
+    data.cmd().args(["init"]).assert().success();
+    let backend = ports::Backend::open(&data.config()).await.expect("open");
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let event = |seq: u64, body: EventBody| Event {
+        schema_version: 1,
+        seq,
+        event_id: format!("ev:{kind}:{seq}:{}", data.prefix),
+        causation_id: "evt:rp:S-1:m1".into(),
+        at: long_ago,
+        trace_id: None,
+        body,
+    };
+    let events = vec![
+        event(
+            1,
+            EventBody::ActionRequested {
+                key: "act:rp_tag:S-1:x".into(),
+                action: Action::AddTags {
+                    ticket_id: "S-1".into(),
+                    tags: vec!["t".into()],
+                },
+            },
+        ),
+        event(
+            2,
+            EventBody::ActionFailed {
+                key: "act:rp_tag:S-1:x".into(),
+                error: "HTTP 503".into(),
+                retryable: true,
+            },
+        ),
+    ];
+    let state = projections::replay(&events);
+    let new = events
+        .iter()
+        .map(|e| ports::NewEvent {
+            event_id: e.event_id.clone(),
+            kind: e.kind().into(),
+            body: e.to_json(),
+        })
+        .collect();
+    backend
+        .events
+        .append("S-1", 0, new, serde_json::to_string(&state).expect("json"))
+        .await
+        .expect("append");
+    let s = status_json(&data);
+    let stuck = s["stuck"]["conversations"].as_array().expect("stuck list");
+    assert_eq!(stuck.len(), 1, "{s}");
+    assert_eq!(stuck[0]["conversation"], "S-1");
+    assert_eq!(stuck[0]["last_error"], "HTTP 503");
+    // With a longer threshold it is not stuck (yet).
+    let out = data
+        .cmd()
+        .args(["status", "--json", "--stuck-after", "3600"])
+        .output()
+        .expect("status");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        s["stuck"]["conversations"].as_array().map(Vec::len),
+        Some(0),
+        "{s}"
     );
 }

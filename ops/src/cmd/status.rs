@@ -23,6 +23,71 @@ pub struct Args {
         default_value = "http://127.0.0.1:8080"
     )]
     pub serve_url: String,
+    /// A conversation with unfinished actions whose last event is older than
+    /// this many seconds counts as stuck (default: 3 visibility timeouts).
+    #[arg(long, default_value_t = 90)]
+    pub stuck_after: u64,
+    /// Read at most this many conversations when looking for stuck ones.
+    #[arg(long, default_value_t = 10_000)]
+    pub scan_limit: usize,
+}
+
+/// A conversation whose processing looks stuck.
+#[derive(Debug, serde::Serialize)]
+pub struct Stuck {
+    pub conversation: String,
+    pub idle_seconds: i64,
+    pub pending_actions: usize,
+    pub last_error: Option<String>,
+}
+
+/// Conversations with requested/planned/failed-but-retryable actions and no
+/// event for `older_than`: their message is being retried (or lost its
+/// worker). Reads projections only; `scanned` tells how many.
+pub async fn stuck_conversations(
+    store: &dyn ports::EventStore,
+    older_than: chrono::Duration,
+    scan_limit: usize,
+) -> anyhow::Result<(Vec<Stuck>, usize)> {
+    let now = chrono::Utc::now();
+    let mut stuck = Vec::new();
+    let mut scanned = 0;
+    let mut after: Option<String> = None;
+    while scanned < scan_limit {
+        let page = store
+            .list_streams(after.as_deref(), 500.min(scan_limit - scanned))
+            .await
+            .context("listing streams")?;
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        for name in page {
+            scanned += 1;
+            let Some(p) = store
+                .projection(&name)
+                .await
+                .context("reading a projection")?
+            else {
+                continue;
+            };
+            let Ok(c) = serde_json::from_str::<projections::Conversation>(&p.state) else {
+                continue;
+            };
+            let idle = c
+                .last_event_at
+                .map_or(chrono::Duration::zero(), |at| now - at);
+            if !c.pending.is_empty() && idle > older_than {
+                stuck.push(Stuck {
+                    conversation: name,
+                    idle_seconds: idle.num_seconds(),
+                    pending_actions: c.pending.len(),
+                    last_error: c.pending.values().find_map(|p| p.last_error.clone()),
+                });
+            }
+        }
+        after = Some(last);
+    }
+    Ok((stuck, scanned))
 }
 
 /// Breaker states from a running serve's Prometheus text:
@@ -71,6 +136,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let flags = Flags::from_set(&set);
     let oldest = stats.oldest_age.map(|d| d.as_secs_f64());
     let breakers = breaker_states(&args.serve_url).await;
+    let stuck_after =
+        chrono::Duration::seconds(i64::try_from(args.stuck_after).unwrap_or(i64::MAX / 1000));
+    let (stuck, scanned) =
+        stuck_conversations(backend.events.as_ref(), stuck_after, args.scan_limit).await?;
     if args.json {
         super::print_json(&json!({
             "backend": backend.description,
@@ -78,6 +147,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                       "oldest_age_seconds": oldest},
             "flags": {"version": set.version, "kill_switch": flags.kill_switch.as_str(),
                       "shadow": flags.shadow, "safe_mode": flags.safe_mode, "values": set.values},
+            "stuck": {"after_seconds": args.stuck_after, "scanned": scanned, "conversations": stuck},
             "breakers": breakers.as_ref().map(|b| b.iter().map(|(n, s)| (n.clone(), *s)).collect::<std::collections::BTreeMap<_, _>>()),
         }));
     } else {
