@@ -105,12 +105,9 @@ impl Worker {
                 if let Some(update) = update
                     && !events.contains_event(env.event_id.as_str()).await?
                 {
-                    append(
-                        &mut stream,
-                        events,
-                        vec![(Some(env.event_id.to_string()), update)],
-                    )
-                    .await?;
+                    stream
+                        .append(events, vec![(Some(env.event_id.to_string()), update)])
+                        .await?;
                 }
                 messages
             }
@@ -135,6 +132,7 @@ impl Worker {
         m: &Incoming,
     ) -> Result<Option<Disposition>, WorkerError> {
         let events = self.backend.events.as_ref();
+        let mut requested_now: HashSet<String> = HashSet::new();
         let seen = m
             .message_id
             .as_deref()
@@ -184,14 +182,26 @@ impl Worker {
                     },
                 ));
             }
-            match append(stream, events, bodies).await {
+            // The first action's request shares the decision's append.
+            stream.stage(bodies);
+            if let Some((key, pending)) = next_pending(stream)
+                && pending.state == ActionState::Planned
+            {
+                let request = EventBody::ActionRequested {
+                    key: key.clone(),
+                    action: pending.action,
+                };
+                stream.stage(vec![(None, request)]);
+                requested_now.insert(key);
+            }
+            match stream.flush(events).await {
                 Ok(()) => info!(
                     intent = decision.intent.as_deref().unwrap_or("none"),
                     route = decision.route.as_deref().unwrap_or("none"),
                     actions = decision.actions.len(),
                     "message recorded and decided"
                 ),
-                Err(WorkerError::Port(PortError::AlreadyAppended { .. })) => {
+                Err(PortError::AlreadyAppended { .. }) => {
                     // Another delivery recorded it first; resume from the log.
                     *stream = Stream::load(
                         events,
@@ -200,11 +210,12 @@ impl Worker {
                         stream.trace_id.clone(),
                     )
                     .await?;
+                    requested_now.clear();
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
-        self.run_pending(stream).await
+        self.run_pending(stream, requested_now).await
     }
 
     async fn decide(&self, stream: &Stream, m: &Incoming) -> crate::decide::Decision {
@@ -259,19 +270,20 @@ impl Worker {
     /// performed; one found already requested (an earlier delivery was
     /// interrupted mid-call) is performed again only if idempotent —
     /// otherwise its outcome is unknown and a human takes over.
-    async fn run_pending(&self, stream: &mut Stream) -> Result<Option<Disposition>, WorkerError> {
+    ///
+    /// Events are staged and written together: an outcome shares its append
+    /// with the next action's request, and every request is durable before
+    /// its call is made. `requested_now`: keys whose request is already
+    /// recorded by this delivery (not an interrupted earlier attempt).
+    async fn run_pending(
+        &self,
+        stream: &mut Stream,
+        mut requested_now: HashSet<String>,
+    ) -> Result<Option<Disposition>, WorkerError> {
         let events = self.backend.events.as_ref();
-        // Follow-ups requested by an outcome within this call.
-        let mut requested_now: HashSet<String> = HashSet::new();
         loop {
-            let next = stream
-                .state
-                .pending
-                .iter()
-                .filter(|(_, p)| p.causation_id == stream.causation)
-                .min_by_key(|(k, p)| (p.action.customer_facing(), (*k).clone()))
-                .map(|(k, p)| (k.clone(), p.clone()));
-            let Some((key, pending)) = next else {
+            let Some((key, pending)) = next_pending(stream) else {
+                stream.flush(events).await?;
                 return Ok(None);
             };
             let interrupted =
@@ -282,25 +294,21 @@ impl Worker {
                     "{} outcome unknown after an interrupted attempt: check the ticket",
                     pending.action.name()
                 );
-                append(
-                    stream,
-                    events,
-                    vec![
-                        (None, EventBody::ActionOutcomeUnknown { key: key.clone() }),
-                        (None, EventBody::HandedToHuman { reason }),
-                    ],
-                )
-                .await?;
+                stream.stage(vec![
+                    (None, EventBody::ActionOutcomeUnknown { key: key.clone() }),
+                    (None, EventBody::HandedToHuman { reason }),
+                ]);
                 continue;
             }
-            if !requested_now.contains(&key) {
+            if !requested_now.remove(&key) {
                 let request = EventBody::ActionRequested {
                     key: key.clone(),
                     action: pending.action.clone(),
                 };
-                append(stream, events, vec![(None, request)]).await?;
+                stream.stage(vec![(None, request)]);
             }
-            requested_now.remove(&key);
+            // Recorded as requested before it is performed.
+            stream.flush(events).await?;
             let outcome = perform(self, stream, &key, &pending.action).await;
             if let ActOutcome::Completed { .. } = outcome
                 && self.faults.take_crash(pending.action.customer_facing())
@@ -316,23 +324,24 @@ impl Worker {
                     requested_now.insert(key.clone());
                 }
             }
-            append(stream, events, bodies).await?;
+            stream.stage(bodies);
             if let Some(d) = disposition {
+                stream.flush(events).await?;
                 return Ok(Some(d));
             }
         }
     }
 }
 
-async fn append(
-    stream: &mut Stream,
-    events: &dyn ports::EventStore,
-    bodies: Vec<(Option<String>, EventBody)>,
-) -> Result<(), WorkerError> {
+/// The next action of this envelope to perform: non-customer-facing first.
+fn next_pending(stream: &Stream) -> Option<(String, projections::PendingAction)> {
     stream
-        .append(events, bodies)
-        .await
-        .map_err(WorkerError::from)
+        .state
+        .pending
+        .iter()
+        .filter(|(_, p)| p.causation_id == stream.causation)
+        .min_by_key(|(k, p)| (p.action.customer_facing(), (*k).clone()))
+        .map(|(k, p)| (k.clone(), p.clone()))
 }
 
 /// The tag added once a reply went out (requested as a follow-up action).

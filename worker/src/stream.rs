@@ -14,6 +14,10 @@ pub struct Stream {
     /// Envelope event id that causes what is appended now.
     pub causation: String,
     pub trace_id: Option<String>,
+    /// Version stored in the event log (the state may be ahead by the
+    /// staged events).
+    committed: u64,
+    staged: Vec<Event>,
 }
 
 impl Stream {
@@ -34,27 +38,22 @@ impl Stream {
         };
         Ok(Stream {
             name: name.to_owned(),
+            committed: state.version,
+            staged: Vec::new(),
             state,
             causation: causation.to_owned(),
             trace_id,
         })
     }
 
-    /// Append `bodies` as events `(event_id, body)` (None = derived id).
-    /// All or nothing; on success the state includes them.
-    pub async fn append(
-        &mut self,
-        events: &dyn EventStore,
-        bodies: Vec<(Option<String>, EventBody)>,
-    ) -> Result<(), PortError> {
-        if bodies.is_empty() {
-            return Ok(());
-        }
+    /// Fold `bodies` into the state now and keep them for the next
+    /// [`Stream::flush`] (`(event_id, body)`; None = derived id). Lets the
+    /// outcome of one action and the request of the next share one durable
+    /// append.
+    pub fn stage(&mut self, bodies: Vec<(Option<String>, EventBody)>) {
         let now = Utc::now();
-        let mut state = self.state.clone();
-        let mut new = Vec::with_capacity(bodies.len());
-        for (i, (id, body)) in bodies.into_iter().enumerate() {
-            let seq = self.state.version + i as u64 + 1;
+        for (id, body) in bodies {
+            let seq = self.state.version + 1;
             let event = Event {
                 schema_version: EVENT_SCHEMA_VERSION,
                 seq,
@@ -64,20 +63,44 @@ impl Stream {
                 trace_id: self.trace_id.clone(),
                 body,
             };
-            state = state.apply(&event);
-            new.push(NewEvent {
-                event_id: event.event_id.clone(),
-                kind: event.kind().to_owned(),
-                body: event.to_json(),
-            });
+            self.state = std::mem::take(&mut self.state).apply(&event);
+            self.staged.push(event);
         }
-        let projection = serde_json::to_string(&state)
+    }
+
+    /// Write everything staged as one append (all or nothing) at the
+    /// version last committed, together with the folded projection.
+    pub async fn flush(&mut self, events: &dyn EventStore) -> Result<(), PortError> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let new = self
+            .staged
+            .iter()
+            .map(|e| NewEvent {
+                event_id: e.event_id.clone(),
+                kind: e.kind().to_owned(),
+                body: e.to_json(),
+            })
+            .collect();
+        let projection = serde_json::to_string(&self.state)
             .map_err(|e| PortError::Invalid(format!("projection encoding: {e}")))?;
         events
-            .append(&self.name, self.state.version, new, projection)
+            .append(&self.name, self.committed, new, projection)
             .await?;
-        self.state = state;
+        self.committed = self.state.version;
+        self.staged.clear();
         Ok(())
+    }
+
+    /// Stage and flush at once.
+    pub async fn append(
+        &mut self,
+        events: &dyn EventStore,
+        bodies: Vec<(Option<String>, EventBody)>,
+    ) -> Result<(), PortError> {
+        self.stage(bodies);
+        self.flush(events).await
     }
 }
 
