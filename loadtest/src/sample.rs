@@ -1,0 +1,84 @@
+//! Background samplers: queue depth through the backend, and CPU time and
+//! memory of the `serve` process from /proc.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ports::Backend;
+use serde::Serialize;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueSample {
+    pub t_s: f64,
+    pub visible: u64,
+    pub in_flight: u64,
+    pub dlq: u64,
+}
+
+/// CPU seconds (user + system) and memory of a process.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ProcSample {
+    pub cpu_s: f64,
+    pub rss_kb: u64,
+    /// Peak resident set (VmHWM).
+    pub hwm_kb: u64,
+}
+
+/// Read /proc/PID/stat and /proc/PID/status (Linux). `None` elsewhere or
+/// when the process is gone.
+pub fn proc_sample(pid: u32) -> Option<ProcSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime, stime are 14, 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Some(ProcSample {
+        cpu_s: ticks / clock_ticks(),
+        rss_kb: kb("VmRSS:"),
+        hwm_kb: kb("VmHWM:"),
+    })
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// Samples queue depth every `every` until `stop` is set.
+pub async fn queue_depth(
+    backend: Backend,
+    start: Instant,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) -> Vec<QueueSample> {
+    let mut out = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(s) = backend.queue.stats().await {
+            out.push(QueueSample {
+                t_s: start.elapsed().as_secs_f64(),
+                visible: s.visible,
+                in_flight: s.in_flight,
+                dlq: s.dlq,
+            });
+        }
+        tokio::time::sleep(every).await;
+    }
+    out
+}

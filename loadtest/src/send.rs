@@ -1,0 +1,239 @@
+//! The open-loop sender: requests leave at their intended times whatever
+//! the server does, and latency counts from the intended time, so queueing
+//! in a slow server shows up in the numbers (no coordinated omission).
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+
+use crate::scenario::Resolved;
+use crate::traffic::{Arrival, Generator, Kind, Request, Route};
+
+/// What happened to one request. Times are offsets from the run start.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub kind: Kind,
+    pub route: Route,
+    pub conversation: usize,
+    pub duplicate: bool,
+    pub intended: Duration,
+    pub sent: Duration,
+    pub done: Duration,
+    /// HTTP status; 0 when no response arrived.
+    pub status: u16,
+    /// `event_id` of a 2xx answer.
+    pub event_id: Option<String>,
+    /// `status` word of a 2xx answer (`accepted`, `duplicate`, ...).
+    pub word: Option<String>,
+    /// `error` of a non-2xx answer, or the client-side failure.
+    pub error: Option<String>,
+    /// A non-2xx answer carried JSON `{error, reason}`.
+    pub has_reason: bool,
+}
+
+impl Outcome {
+    /// Latency from the intended send time.
+    pub fn latency(&self) -> Duration {
+        self.done.saturating_sub(self.intended)
+    }
+}
+
+/// Counters the progress bar reads while the run goes on.
+#[derive(Debug)]
+pub struct Live {
+    pub done: AtomicU64,
+    pub errors: AtomicU64,
+    pub latency: std::sync::Mutex<Histogram<u64>>,
+}
+
+impl Live {
+    pub fn new() -> Live {
+        Live {
+            done: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            latency: std::sync::Mutex::new(new_hist()),
+        }
+    }
+    pub fn p99_ms(&self) -> f64 {
+        let h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        h.value_at_quantile(0.99) as f64 / 1000.0
+    }
+}
+
+/// A histogram of microseconds, 1 µs .. 1 h, 3 significant digits.
+pub fn new_hist() -> Histogram<u64> {
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid")
+}
+
+/// Where and how to send.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub base: String,
+    pub token: String,
+    pub token_header: String,
+    pub client: reqwest::Client,
+    /// Without connection reuse, for malformed requests: a server may
+    /// close a connection after refusing a body it did not read, and a
+    /// pooled connection racing that close would fail a valid request.
+    pub unpooled: reqwest::Client,
+}
+
+/// Planned number of arrivals of `phases`.
+pub fn planned(phases: &[Resolved]) -> u64 {
+    phases
+        .iter()
+        .map(|p| (p.rate * p.duration.as_secs_f64()).ceil() as u64)
+        .sum()
+}
+
+/// Send every arrival of `phases` at its intended time; returns when all
+/// answers are in. `max_in_flight` bounds open requests: an arrival that
+/// finds none free is recorded as `client_saturated` (never delayed).
+pub async fn run(
+    phases: Vec<Resolved>,
+    mut generator: Generator,
+    target: Target,
+    start: Instant,
+    max_in_flight: usize,
+    live: Arc<Live>,
+) -> Vec<Outcome> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outcome>();
+    let collector = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(o) = rx.recv().await {
+            all.push(o);
+        }
+        all
+    });
+    let permits = Arc::new(Semaphore::new(max_in_flight));
+    let mut phase_start = Duration::ZERO;
+    for phase in phases {
+        let interval = 1.0 / phase.rate;
+        let mut i: u64 = 0;
+        loop {
+            let offset = Duration::from_secs_f64(i as f64 * interval);
+            if offset >= phase.duration {
+                break;
+            }
+            i += 1;
+            let intended = phase_start + offset;
+            tokio::time::sleep_until(start + intended).await;
+            let (req, copies) = match generator.next_arrival() {
+                Arrival::One(r) => (r, 1),
+                Arrival::Concurrent(r) => (r, 2),
+            };
+            for _ in 0..copies {
+                let permit = match permits.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        let now = start.elapsed();
+                        live.done.fetch_add(1, Ordering::Relaxed);
+                        live.errors.fetch_add(1, Ordering::Relaxed);
+                        let _ = tx.send(failed(&req, intended, now, "client_saturated"));
+                        continue;
+                    }
+                };
+                let (req, target, tx, live) =
+                    (req.clone(), target.clone(), tx.clone(), live.clone());
+                tokio::spawn(async move {
+                    let o = send_one(&req, &target, start, intended).await;
+                    let lat = o.latency().as_micros().max(1) as u64;
+                    if let Ok(mut h) = live.latency.lock() {
+                        let _ = h.record(lat);
+                    }
+                    if !(200..300).contains(&o.status) && !o.kind.malformed() {
+                        live.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    live.done.fetch_add(1, Ordering::Relaxed);
+                    let _ = tx.send(o);
+                    drop(permit);
+                });
+            }
+        }
+        phase_start += phase.duration;
+    }
+    drop(tx);
+    collector.await.unwrap_or_default()
+}
+
+fn failed(req: &Request, intended: Duration, now: Duration, why: &str) -> Outcome {
+    Outcome {
+        kind: req.kind,
+        route: req.route,
+        conversation: req.conversation,
+        duplicate: req.duplicate,
+        intended,
+        sent: now,
+        done: now,
+        status: 0,
+        event_id: None,
+        word: None,
+        error: Some(why.to_owned()),
+        has_reason: false,
+    }
+}
+
+async fn send_one(req: &Request, t: &Target, start: Instant, intended: Duration) -> Outcome {
+    let sent = start.elapsed();
+    let token = if req.good_token {
+        t.token.as_str()
+    } else {
+        "not-the-token"
+    };
+    let client = if req.kind.malformed() {
+        &t.unpooled
+    } else {
+        &t.client
+    };
+    let resp = client
+        .post(format!("{}{}", t.base, req.route.path()))
+        .header(reqwest::header::CONTENT_TYPE, req.content_type)
+        .header(t.token_header.as_str(), token)
+        .body(req.body.clone())
+        .send()
+        .await;
+    let mut o = failed(req, intended, sent, "");
+    o.sent = sent;
+    match resp {
+        Err(e) => {
+            let kind = if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "transport"
+            };
+            if std::env::var_os("LOADTEST_DEBUG_ERRORS").is_some() {
+                let mut chain = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    chain = format!("{chain}: {s}");
+                    src = s.source();
+                }
+                eprintln!("loadtest: {kind} error on {}: {chain}", req.route.path());
+            }
+            o.error = Some(kind.into());
+        }
+        Ok(r) => {
+            o.status = r.status().as_u16();
+            let body = r.bytes().await.unwrap_or_default();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let field = |k: &str| json.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            if (200..300).contains(&o.status) {
+                o.error = None;
+                o.event_id = field("event_id");
+                o.word = field("status");
+            } else {
+                o.error = Some(field("error").unwrap_or_else(|| format!("http_{}", o.status)));
+                o.has_reason =
+                    field("error").is_some() && field("reason").is_some_and(|r| !r.is_empty());
+            }
+        }
+    }
+    o.done = start.elapsed();
+    o
+}

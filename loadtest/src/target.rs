@@ -1,0 +1,227 @@
+//! The system under test: a `switchyard serve` we spawn (temp data dir,
+//! in-process fake downstreams) or one already running; and the fake
+//! downstreams, in process or remote over their control API.
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use downstream::fake::{FakeConfig, FakeHandle, FakeServer, LoggedRequest};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A spawned `switchyard serve`.
+#[derive(Debug)]
+pub struct Spawned {
+    pub child: Child,
+    pub pid: u32,
+    pub base: String,
+    pub data_dir: PathBuf,
+    /// Keeps a temporary data dir alive for the run.
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Find the `switchyard` binary: `--serve-bin`, else next to this
+/// executable (same target dir), else on `PATH`.
+pub fn serve_bin(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_owned();
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let candidate = dir.join("switchyard");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from("switchyard")
+}
+
+/// Start `serve` on a free port with the fake at `fake_url` as every
+/// downstream. `env` is applied last (scenario `serve_env`, faults).
+pub async fn spawn_serve(
+    bin: &Path,
+    data_dir: Option<PathBuf>,
+    token: &str,
+    fake_url: &str,
+    env: &[(String, String)],
+    extra_args: &[String],
+) -> anyhow::Result<Spawned> {
+    let (data_dir, temp) = match data_dir {
+        Some(d) => (d, None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("loadtest-")
+                .tempdir()
+                .context("temp data dir")?;
+            (t.path().to_owned(), Some(t))
+        }
+    };
+    let mut cmd = Command::new(bin);
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(extra_args)
+        .env("SWITCHYARD_WEBHOOK_TOKEN", token)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for ds in ["RICHPANEL", "OPENAI", "SHOPIFY"] {
+        cmd.env(format!("SWITCHYARD_{ds}_BASE_URL"), fake_url)
+            .env(format!("SWITCHYARD_{ds}_API_KEY"), "loadtest-key")
+            // The harness measures switchyard, not a 50/30 s quota; a
+            // scenario that wants the real quota sets it in serve_env.
+            .env(format!("SWITCHYARD_{ds}_QUOTA_REQUESTS"), "1000000")
+            .env(format!("SWITCHYARD_{ds}_QUOTA_PERIOD_MS"), "1000")
+            .env(format!("SWITCHYARD_{ds}_QUOTA_BURST"), "1000000");
+    }
+    cmd.env("SWITCHYARD_FLAG_CACHE_TTL_MS", "100");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().with_context(|| {
+        format!(
+            "starting {} serve (build it: cargo build -p ops)",
+            bin.display()
+        )
+    })?;
+    let pid = child.id().context("serve exited at once")?;
+    let stdout = child.stdout.take().context("serve stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some((_, url)) = line.split_once("listening on ") {
+                return Ok::<_, std::io::Error>(Some(url.trim().to_owned()));
+            }
+        }
+        Ok(None)
+    })
+    .await
+    .context("serve did not print its address within 30 s")??;
+    let Some(base) = base else {
+        let status = child.wait().await?;
+        bail!("serve exited ({status}) before listening");
+    };
+    // Keep draining stdout so serve never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Spawned {
+        child,
+        pid,
+        base,
+        data_dir,
+        _temp: temp,
+    })
+}
+
+impl Spawned {
+    /// SIGTERM (graceful drain), then kill after `grace`.
+    pub async fn stop(mut self, grace: Duration) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .await;
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// The fake downstreams under the harness's control.
+#[derive(Debug)]
+pub enum Fake {
+    InProcess(FakeHandle),
+    Remote {
+        base: String,
+        client: reqwest::Client,
+    },
+    Absent,
+}
+
+/// The harness's default fake: no latency, no errors, no quota.
+pub fn quiet() -> FakeConfig {
+    FakeConfig {
+        richpanel_quota: None,
+        ..FakeConfig::default()
+    }
+}
+
+impl Fake {
+    pub async fn start_in_process() -> anyhow::Result<Fake> {
+        Ok(Fake::InProcess(
+            FakeServer::start(quiet())
+                .await
+                .context("starting the fake downstreams")?,
+        ))
+    }
+
+    pub fn base_url(&self) -> Option<String> {
+        match self {
+            Fake::InProcess(h) => Some(h.base_url()),
+            Fake::Remote { base, .. } => Some(base.clone()),
+            Fake::Absent => None,
+        }
+    }
+
+    pub async fn set(&self, cfg: FakeConfig) -> anyhow::Result<()> {
+        match self {
+            Fake::InProcess(h) => h.set_config(cfg),
+            Fake::Remote { base, client } => {
+                client
+                    .post(format!("{base}/_fake/config"))
+                    .json(&cfg)
+                    .send()
+                    .await?
+                    .error_for_status()?;
+            }
+            Fake::Absent => {
+                bail!("a fault needs the fake downstreams (--fake URL or --spawn-serve)")
+            }
+        }
+        Ok(())
+    }
+
+    /// The fake's clock now (the time base of `at_ms`). Remote: a marker
+    /// request is sent and read back from the log.
+    pub async fn now_ms(&self) -> anyhow::Result<f64> {
+        match self {
+            Fake::InProcess(h) => Ok(h.elapsed_ms()),
+            Fake::Remote { base, client } => {
+                let marker = format!("loadtest_marker={}", rand::random::<u64>());
+                client
+                    .get(format!("{base}/admin/api/loadtest/orders.json?{marker}"))
+                    .send()
+                    .await?;
+                let log = self.requests().await?;
+                log.iter()
+                    .rev()
+                    .find(|r| r.path.contains(&marker))
+                    .map(|r| r.at_ms)
+                    .context("marker request not in the fake's log")
+            }
+            Fake::Absent => bail!("no fake downstreams"),
+        }
+    }
+
+    pub async fn requests(&self) -> anyhow::Result<Vec<LoggedRequest>> {
+        match self {
+            Fake::InProcess(h) => Ok(h.requests()),
+            Fake::Remote { base, client } => Ok(client
+                .get(format!("{base}/_fake/requests"))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?),
+            Fake::Absent => Ok(Vec::new()),
+        }
+    }
+}
