@@ -109,9 +109,9 @@ pub(crate) async fn ses(State(st): State<Arc<Shared>>, headers: HeaderMap, body:
     let outcome = async {
         limits::content_type(&headers, SES.content_types)?;
         let bytes = limits::read_body(&headers, body, (SES.limit)(&st.cfg.limits)).await?;
-        let msg: SnsMessage = serde_json::from_slice(&bytes)
+        let msg = SnsMessage::parse(&bytes)
             .map_err(|e| Reject::bad_request("invalid_sns", format!("not an SNS message: {e}")))?;
-        let kind = msg.kind().ok_or_else(|| {
+        let kind = crate::sns::kind(&msg).ok_or_else(|| {
             Reject::bad_request("unsupported_sns_type", "SNS Type is not handled here")
         })?;
         st.sns.verify(&msg).await.map_err(|e| {

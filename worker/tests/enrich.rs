@@ -3,6 +3,7 @@
 //! for our own replies); an SES S3-action envelope reads the raw email from
 //! the blob store; the optional model classifies, and the rules take over
 //! when it fails.
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -18,25 +19,6 @@ fn no_quota() -> FakeConfig {
         richpanel_quota: None,
         ..FakeConfig::default()
     }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name("embedded").await })*
-        }
-        mod aws {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if !super::aws_enabled() {
-                    eprintln!("skipped: SWITCHYARD_AWS_TESTS not set (run scripts/test)");
-                    return;
-                }
-                super::$name("aws").await
-            })*
-        }
-    };
 }
 
 on_both_backends!(

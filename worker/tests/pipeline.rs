@@ -1,5 +1,6 @@
 //! The worker end to end over both backends: ordering, duplicates, crash
 //! resume without a second reply, poison → DLQ, replay = projection.
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
@@ -15,26 +16,6 @@ fn quiet_fake() -> FakeConfig {
         richpanel_quota: None,
         ..FakeConfig::default()
     }
-}
-
-/// Run `$name(kind)` on the embedded backend, and on AWS when enabled.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name("embedded").await })*
-        }
-        mod aws {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if !super::aws_enabled() {
-                    eprintln!("skipped: SWITCHYARD_AWS_TESTS not set (run scripts/test)");
-                    return;
-                }
-                super::$name("aws").await
-            })*
-        }
-    };
 }
 
 on_both_backends!(

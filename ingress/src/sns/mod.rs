@@ -3,5 +3,5 @@
 mod message;
 mod verify;
 
-pub use message::{Kind, SnsMessage};
+pub use message::{Kind, SnsMessage, kind};
 pub use verify::{Verifier, VerifyError};

@@ -88,16 +88,21 @@ impl Verifier {
 
     /// Check `msg`'s signature.
     pub async fn verify(&self, msg: &SnsMessage) -> Result<(), VerifyError> {
-        let alg: &'static dyn VerificationAlgorithm = match msg.signature_version.as_str() {
-            "1" => &RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
-            "2" => &RSA_PKCS1_2048_8192_SHA256,
-            _ => return Err(VerifyError::UnsupportedVersion),
-        };
-        let canonical = msg.string_to_sign().ok_or(VerifyError::NotCanonical)?;
+        let alg: &'static dyn VerificationAlgorithm =
+            match msg.signature_version.as_deref().unwrap_or("") {
+                "1" => &RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+                "2" => &RSA_PKCS1_2048_8192_SHA256,
+                _ => return Err(VerifyError::UnsupportedVersion),
+            };
+        let canonical = msg
+            .string_to_sign()
+            .map_err(|_| VerifyError::NotCanonical)?;
         let sig = base64::engine::general_purpose::STANDARD
-            .decode(msg.signature.trim())
+            .decode(msg.signature.as_deref().unwrap_or("").trim())
             .map_err(|_| VerifyError::BadEncoding)?;
-        let key = self.public_key(&msg.signing_cert_url).await?;
+        let key = self
+            .public_key(msg.signing_cert_url.as_deref().unwrap_or(""))
+            .await?;
         UnparsedPublicKey::new(alg, key.as_slice())
             .verify(canonical.as_bytes(), &sig)
             .map_err(|_| VerifyError::Mismatch)

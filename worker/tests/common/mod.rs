@@ -1,7 +1,28 @@
 //! Test harness shared by the worker's integration tests: a backend
 //! (embedded in a temp dir, or AWS on the local servers with a unique
 //! prefix), the fake downstream server, and a worker wired to both.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+/// Run `$name(kind)` on the embedded backend, and on AWS when enabled
+/// (`scripts/test` starts the local servers and sets SWITCHYARD_AWS_TESTS).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name("embedded").await })*
+        }
+        mod aws {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if !super::common::aws_enabled() {
+                    eprintln!("skipped: SWITCHYARD_AWS_TESTS not set (run scripts/test)");
+                    return;
+                }
+                super::$name("aws").await
+            })*
+        }
+    };
+}
 
 use std::sync::Arc;
 use std::time::Duration;
