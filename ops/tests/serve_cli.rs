@@ -509,6 +509,12 @@ async fn status_names_stuck_conversations(kind: &'static str) {
     assert_eq!(stuck.len(), 1, "{s}");
     assert_eq!(stuck[0]["conversation"], "S-1");
     assert_eq!(stuck[0]["last_error"], "HTTP 503");
+    let table = data.cmd().arg("status").output().expect("status");
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(
+        table.contains("stuck        1 conversation") && table.contains("S-1"),
+        "{table}"
+    );
     // With a longer threshold it is not stuck (yet).
     let out = data
         .cmd()

@@ -175,6 +175,42 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "safe-mode    {}",
             if flags.safe_mode { "on" } else { "off" }
         );
+        if stuck.is_empty() {
+            println!(
+                "stuck        none (of {scanned} conversations; idle > {} s with unfinished actions)",
+                args.stuck_after
+            );
+        } else {
+            println!(
+                "stuck        {} conversation(s) idle > {} s with unfinished actions:",
+                stuck.len(),
+                args.stuck_after
+            );
+            for s in &stuck {
+                println!(
+                    "  {}  idle {} s, {} pending{}  (switchyard inspect {})",
+                    s.conversation,
+                    s.idle_seconds,
+                    s.pending_actions,
+                    s.last_error
+                        .as_deref()
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default(),
+                    s.conversation
+                );
+            }
+        }
+        match &breakers {
+            Some(b) if !b.is_empty() => {
+                let list: Vec<String> = b.iter().map(|(n, s)| format!("{n} {s}")).collect();
+                println!("breakers     {}", list.join(", "));
+            }
+            Some(_) => println!(
+                "breakers     (serve at {} reports none yet)",
+                args.serve_url
+            ),
+            None => println!("breakers     (no serve answering at {})", args.serve_url),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
