@@ -133,7 +133,10 @@ fn full_jitter_stays_within_the_delay() {
 #[tokio::test(start_paused = true)]
 async fn replies_are_not_retried_after_an_ambiguous_failure() {
     for error in [
-        CallError::Http { status: 500, retryable: true },
+        CallError::Http {
+            status: 500,
+            retryable: true,
+        },
         CallError::Timeout,
         CallError::Transport("connection reset".into()),
     ] {
