@@ -84,11 +84,7 @@ async fn conversations_are_processed_in_order(kind: &str) {
         })
         .await;
     }
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("worker stops")
-        .expect("no panic");
+    stop_worker(stop, task).await;
     for c in 0..conversations {
         let stream = format!("T-{c}");
         let ids = message_ids(&h, &stream).await;
@@ -106,14 +102,7 @@ async fn duplicate_delivery_changes_nothing(kind: &str) {
     eventually(
         Duration::from_secs(30),
         "first delivery processed",
-        || async {
-            h.backend
-                .queue
-                .stats()
-                .await
-                .is_ok_and(|s| s.visible == 0 && s.in_flight == 0)
-                && !h.fake.writes().is_empty()
-        },
+        || async { drained(&h.backend).await && !h.fake.writes().is_empty() },
     )
     .await;
     let before = events(&h.backend, "T-dup").await;
@@ -121,19 +110,8 @@ async fn duplicate_delivery_changes_nothing(kind: &str) {
     // The same event again, past the queue's dedup (as after SQS's 5-minute
     // window, or a redelivery): the log is the guard.
     enqueue_with_dedup(&h.backend, &env, "redelivery-1").await;
-    eventually(Duration::from_secs(30), "duplicate consumed", || async {
-        h.backend
-            .queue
-            .stats()
-            .await
-            .is_ok_and(|s| s.visible == 0 && s.in_flight == 0)
-    })
-    .await;
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("stops")
-        .expect("no panic");
+    wait_drained(&h.backend, Duration::from_secs(30)).await;
+    stop_worker(stop, task).await;
     assert_eq!(
         events(&h.backend, "T-dup").await,
         before,
@@ -179,19 +157,8 @@ async fn crash_after_reply_never_sends_it_twice(kind: &str) {
         },
     )
     .await;
-    eventually(Duration::from_secs(30), "queue drained", || async {
-        h.backend
-            .queue
-            .stats()
-            .await
-            .is_ok_and(|s| s.visible == 0 && s.in_flight == 0)
-    })
-    .await;
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("stops")
-        .expect("no panic");
+    wait_drained(&h.backend, Duration::from_secs(30)).await;
+    stop_worker(stop, task).await;
     assert_eq!(replies(&h), 1, "the reply went out {} times", replies(&h));
     let evs = events(&h.backend, "T-crash").await;
     assert!(
@@ -213,21 +180,10 @@ async fn crash_after_tags_resumes_and_replies_once(kind: &str) {
     eventually(
         Duration::from_secs(60),
         "reply completed after the resume",
-        || async {
-            h.backend
-                .queue
-                .stats()
-                .await
-                .is_ok_and(|s| s.visible == 0 && s.in_flight == 0)
-                && replies(&h) >= 1
-        },
+        || async { drained(&h.backend).await && replies(&h) >= 1 },
     )
     .await;
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("stops")
-        .expect("no panic");
+    stop_worker(stop, task).await;
     assert_eq!(replies(&h), 1);
     let c = worker::rebuild(h.backend.events.as_ref(), "T-resume")
         .await
@@ -264,11 +220,7 @@ async fn poison_goes_to_dlq_with_reason(kind: &str) {
         || async { message_ids(&h, "T-poison").await == vec!["m-2".to_string()] },
     )
     .await;
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("stops")
-        .expect("no panic");
+    stop_worker(stop, task).await;
     let dlq = h.backend.queue.dlq_list(10).await.expect("dlq list");
     assert_eq!(dlq.len(), 1, "{dlq:?}");
     assert_eq!(dlq[0].dedup_id, "poison-1");
@@ -294,19 +246,10 @@ async fn kill_switch_suppresses_replies_but_records_decisions(kind: &str) {
     enqueue(&h.backend, &env).await;
     let (stop, task) = spawn_worker(&h.worker);
     eventually(Duration::from_secs(30), "processed", || async {
-        h.backend
-            .queue
-            .stats()
-            .await
-            .is_ok_and(|s| s.visible == 0 && s.in_flight == 0)
-            && !events(&h.backend, "T-kill").await.is_empty()
+        drained(&h.backend).await && !events(&h.backend, "T-kill").await.is_empty()
     })
     .await;
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("stops")
-        .expect("no panic");
+    stop_worker(stop, task).await;
     assert_eq!(
         replies(&h),
         0,

@@ -179,6 +179,31 @@ where
     }
 }
 
+/// Nothing waiting and nothing in flight.
+pub async fn drained(backend: &Backend) -> bool {
+    backend
+        .queue
+        .stats()
+        .await
+        .is_ok_and(|s| s.visible == 0 && s.in_flight == 0)
+}
+
+pub async fn wait_drained(backend: &Backend, limit: Duration) {
+    eventually(limit, "queue drained", || drained(backend)).await;
+}
+
+/// Stop the worker loop and wait (bounded) for it to finish in-flight work.
+pub async fn stop_worker(
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+) {
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("worker stops within 30 s")
+        .expect("worker did not panic");
+}
+
 /// Start the worker loop; cancel the token to stop it.
 pub fn spawn_worker(
     worker: &Worker,
