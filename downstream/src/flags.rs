@@ -9,6 +9,10 @@ use tokio::time::Instant;
 
 /// How long one flag-store read may take before the cached value is used.
 const READ_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long last known flags may stand in for an unreadable store. Past
+/// this, writes fail closed: an operator's kill switch that cannot reach
+/// this process must not leave it writing indefinitely.
+const MAX_STALE: Duration = Duration::from_secs(5);
 
 /// Cached, floored flags. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -40,8 +44,9 @@ impl FlagCache {
     }
 
     /// Flags no older than the TTL (one store read when stale). If the store
-    /// cannot be read, the last known flags are used; if there are none,
-    /// writes fail closed (`kill-switch=all_writes`).
+    /// cannot be read, the last known flags are used for up to `MAX_STALE`;
+    /// before the first read or past that, writes fail closed
+    /// (`kill-switch=all_writes`).
     pub async fn get(&self) -> Flags {
         if let Some(f) = self.fresh() {
             return f;
@@ -77,6 +82,14 @@ impl FlagCache {
 
     fn fallback(&self, why: &str) -> Flags {
         metrics::counter!("downstream_flag_read_failures_total").increment(1);
+        let stale = self
+            .lock()
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() > MAX_STALE);
+        if stale {
+            tracing::error!(error = %why, "flag store unreadable for too long; failing closed (all writes stopped)");
+            return self.fail_closed();
+        }
         tracing::warn!(error = %why, "flag store unreadable; using last known flags");
         self.last_known()
     }
@@ -194,5 +207,16 @@ mod tests {
         store.broken.store(true, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(101)).await;
         assert_eq!(cache.get().await.kill_switch, KillSwitch::Off, "last known");
+        // Unreadable for longer than MAX_STALE: fail closed.
+        tokio::time::sleep(MAX_STALE).await;
+        assert_eq!(
+            cache.get().await.kill_switch,
+            KillSwitch::AllWrites,
+            "stale too long"
+        );
+        // Readable again: back to the stored flags.
+        store.broken.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(101)).await;
+        assert_eq!(cache.get().await.kill_switch, KillSwitch::Off);
     }
 }
