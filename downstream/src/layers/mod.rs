@@ -19,6 +19,65 @@ pub mod timeout;
 /// The future every layer returns.
 pub type ResponseFuture = BoxFuture<'static, Result<Reply, CallError>>;
 
+/// What one safety layer does around a call of the inner service: check,
+/// wait, record — then (maybe) call it. Each layer is a small `Around`
+/// value; [`AroundLayer`] and [`AroundService`] are the one tower
+/// `Layer`/`Service` implementation they share.
+pub trait Around: Clone + Send + Sync + 'static {
+    fn around<S>(
+        self,
+        inner: S,
+        req: DownRequest,
+    ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
+    where
+        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S::Future: Send;
+}
+
+/// The tower `Layer` of an [`Around`].
+#[derive(Debug, Clone)]
+pub struct AroundLayer<A>(A);
+
+impl<S, A: Around> tower::Layer<S> for AroundLayer<A> {
+    type Service = AroundService<S, A>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AroundService {
+            inner,
+            around: self.0.clone(),
+        }
+    }
+}
+
+/// The tower `Service` of an [`Around`]: always ready (back-pressure lives
+/// inside the future, see [`call_inner`]).
+#[derive(Debug, Clone)]
+pub struct AroundService<S, A> {
+    inner: S,
+    around: A,
+}
+
+impl<S, A> Service<DownRequest> for AroundService<S, A>
+where
+    A: Around,
+    S: Service<DownRequest, Response = Reply, Error = CallError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Reply;
+    type Error = CallError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), CallError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: DownRequest) -> Self::Future {
+        Box::pin(self.around.clone().around(self.inner.clone(), req))
+    }
+}
+
 /// Drive an owned clone of the inner service: wait until it is ready, then
 /// call it. Layers report themselves always ready and apply back-pressure
 /// inside the future, so an async flag read or a token wait never holds a

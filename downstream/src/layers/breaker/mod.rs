@@ -9,12 +9,11 @@
 mod state;
 
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 pub use state::{BreakerState, Clock, Outcome, Permit, TokioClock};
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::{ResponseFuture, call_inner};
+use super::{Around, AroundLayer, call_inner};
 use crate::config::BreakerConfig;
 use crate::{CallError, DownRequest, Downstream, Reply};
 
@@ -97,55 +96,38 @@ pub fn outcome(r: &Result<Reply, CallError>) -> Outcome {
     }
 }
 
+/// Fails fast while open; records each outcome.
 #[derive(Debug, Clone)]
-pub struct BreakerLayer {
+pub struct BreakerGate {
     breaker: Arc<Breaker>,
 }
+
+pub type BreakerLayer = AroundLayer<BreakerGate>;
 
 impl BreakerLayer {
     pub fn new(breaker: Arc<Breaker>) -> Self {
-        BreakerLayer { breaker }
+        AroundLayer(BreakerGate { breaker })
     }
 }
 
-impl<S> Layer<S> for BreakerLayer {
-    type Service = BreakerService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        BreakerService {
-            inner,
-            breaker: self.breaker.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct BreakerService<S> {
-    inner: S,
-    breaker: Arc<Breaker>,
-}
-
-impl<S> Service<DownRequest> for BreakerService<S>
-where
-    S: Service<DownRequest, Response = Reply, Error = CallError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = Reply;
-    type Error = CallError;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: DownRequest) -> Self::Future {
+impl Around for BreakerGate {
+    fn around<S>(
+        self,
+        inner: S,
+        req: DownRequest,
+    ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
+    where
+        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S::Future: Send,
+    {
+        // The permit is taken when the call is made, not when polled.
         let permit = self.breaker.acquire();
-        let inner = self.inner.clone();
-        Box::pin(async move {
+        async move {
             let guard = permit?;
             let result = call_inner(inner, req).await;
             guard.record(outcome(&result));
             result
-        })
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::layers::testing::{assert_no_request, mock, ok, read};
+use tower::Layer;
 
 #[derive(Debug)]
 struct Manual(Mutex<Instant>);

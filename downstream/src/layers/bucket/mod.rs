@@ -13,16 +13,15 @@ mod clock;
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use governor::clock::Clock as _;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::{ResponseFuture, call_inner};
+use super::{Around, AroundLayer, call_inner};
 use crate::config::QuotaConfig;
 use crate::{CallError, DownRequest, Reply};
 pub use clock::TokioClock;
@@ -129,57 +128,38 @@ impl Limiter {
     }
 }
 
+/// Waits (bounded) for a token; a 429 pauses the bucket.
 #[derive(Debug, Clone)]
-pub struct BucketLayer {
+pub struct BucketGate {
     limiter: Arc<Limiter>,
 }
+
+pub type BucketLayer = AroundLayer<BucketGate>;
 
 impl BucketLayer {
     pub fn new(limiter: Arc<Limiter>) -> Self {
-        BucketLayer { limiter }
+        AroundLayer(BucketGate { limiter })
     }
 }
 
-impl<S> Layer<S> for BucketLayer {
-    type Service = BucketService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        BucketService {
-            inner,
-            limiter: self.limiter.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct BucketService<S> {
-    inner: S,
-    limiter: Arc<Limiter>,
-}
-
-impl<S> Service<DownRequest> for BucketService<S>
-where
-    S: Service<DownRequest, Response = Reply, Error = CallError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = Reply;
-    type Error = CallError;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: DownRequest) -> Self::Future {
-        let limiter = self.limiter.clone();
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            limiter.acquire().await?;
+impl Around for BucketGate {
+    fn around<S>(
+        self,
+        inner: S,
+        req: DownRequest,
+    ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
+    where
+        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S::Future: Send,
+    {
+        async move {
+            self.limiter.acquire().await?;
             let result = call_inner(inner, req).await;
             if let Err(CallError::RateLimited { retry_after }) = &result {
-                limiter.pause_for(retry_after.unwrap_or(DEFAULT_PAUSE));
+                self.limiter.pause_for(retry_after.unwrap_or(DEFAULT_PAUSE));
             }
             result
-        })
+        }
     }
 }
 

@@ -2,6 +2,7 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::layers::testing::{mock, ok, write};
+use tower::Layer;
 
 fn limiter(requests: u32, period_ms: u64, burst: u32, max_wait_ms: u64) -> Arc<Limiter> {
     let q = QuotaConfig {

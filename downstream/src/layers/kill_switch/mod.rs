@@ -10,12 +10,11 @@
 //! | `safe-mode=on` | customer-facing writes and optional enrichment |
 //! | `channel.<c>=off` / `template.<t>=off` | writes in that channel / with that template |
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use ports::{Flags, KillSwitch as Scope};
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::{ResponseFuture, call_inner};
+use super::{Around, AroundLayer, call_inner};
 use crate::flags::FlagCache;
 use crate::{CallError, DownRequest, Downstream, Reply};
 
@@ -78,51 +77,32 @@ pub fn check(flags: &Flags, req: &DownRequest) -> Result<(), Suppressed> {
     Ok(())
 }
 
+/// Stops what the flags forbid before anything else happens.
 #[derive(Debug, Clone)]
-pub struct KillSwitchLayer {
+pub struct KillSwitchGate {
     flags: Arc<FlagCache>,
 }
+
+pub type KillSwitchLayer = AroundLayer<KillSwitchGate>;
 
 impl KillSwitchLayer {
     pub fn new(flags: Arc<FlagCache>) -> Self {
-        KillSwitchLayer { flags }
+        AroundLayer(KillSwitchGate { flags })
     }
 }
 
-impl<S> Layer<S> for KillSwitchLayer {
-    type Service = KillSwitchService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        KillSwitchService {
-            inner,
-            flags: self.flags.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct KillSwitchService<S> {
-    inner: S,
-    flags: Arc<FlagCache>,
-}
-
-impl<S> Service<DownRequest> for KillSwitchService<S>
-where
-    S: Service<DownRequest, Response = Reply, Error = CallError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = Reply;
-    type Error = CallError;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: DownRequest) -> Self::Future {
-        let flags = self.flags.clone();
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            if let Err(s) = check(&flags.get().await, &req) {
+impl Around for KillSwitchGate {
+    fn around<S>(
+        self,
+        inner: S,
+        req: DownRequest,
+    ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
+    where
+        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S::Future: Send,
+    {
+        async move {
+            if let Err(s) = check(&self.flags.get().await, &req) {
                 let e = CallError::from(s);
                 let reason = e.suppression_reason().unwrap_or("other");
                 metrics::counter!("downstream_suppressed_total",
@@ -132,7 +112,7 @@ where
                 return Err(e);
             }
             call_inner(inner, req).await
-        })
+        }
     }
 }
 

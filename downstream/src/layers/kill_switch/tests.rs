@@ -6,6 +6,7 @@ use tower::ServiceExt;
 use super::*;
 use crate::flags::test_store::MemFlags;
 use crate::layers::testing::{assert_no_request, mock, ok, read, write};
+use tower::Layer;
 
 fn flags(pairs: &[(&str, &str)]) -> Flags {
     let mut set = FlagSet::default();

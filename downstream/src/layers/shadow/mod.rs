@@ -6,65 +6,45 @@
 //!
 //! [`RecordedRequest`]: crate::RecordedRequest
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::{ResponseFuture, call_inner};
+use super::{Around, AroundLayer, call_inner};
 use crate::flags::FlagCache;
 use crate::{CallError, DownRequest, Reply};
 
+/// Builds, records and returns writes instead of sending them.
 #[derive(Debug, Clone)]
-pub struct ShadowLayer {
+pub struct ShadowGate {
     flags: Arc<FlagCache>,
 }
+
+pub type ShadowLayer = AroundLayer<ShadowGate>;
 
 impl ShadowLayer {
     pub fn new(flags: Arc<FlagCache>) -> Self {
-        ShadowLayer { flags }
+        AroundLayer(ShadowGate { flags })
     }
 }
 
-impl<S> Layer<S> for ShadowLayer {
-    type Service = ShadowService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ShadowService {
-            inner,
-            flags: self.flags.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ShadowService<S> {
-    inner: S,
-    flags: Arc<FlagCache>,
-}
-
-impl<S> Service<DownRequest> for ShadowService<S>
-where
-    S: Service<DownRequest, Response = Reply, Error = CallError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = Reply;
-    type Error = CallError;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: DownRequest) -> Self::Future {
-        let flags = self.flags.clone();
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            if req.write && (req.auth.is_none() || flags.get().await.shadow) {
+impl Around for ShadowGate {
+    fn around<S>(
+        self,
+        inner: S,
+        req: DownRequest,
+    ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
+    where
+        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S::Future: Send,
+    {
+        async move {
+            if req.write && (req.auth.is_none() || self.flags.get().await.shadow) {
                 metrics::counter!("downstream_shadowed_total", "downstream" => req.downstream.as_str())
                     .increment(1);
                 return Ok(Reply::Shadowed(req.recorded()));
             }
             call_inner(inner, req).await
-        })
+        }
     }
 }
 
@@ -78,6 +58,7 @@ mod tests {
     use super::*;
     use crate::flags::test_store::MemFlags;
     use crate::layers::testing::{assert_no_request, mock, ok, read, write};
+    use tower::Layer;
 
     #[tokio::test(start_paused = true)]
     async fn shadow_returns_the_full_request_and_sends_nothing() {

@@ -1,12 +1,11 @@
 //! Per-call timeout: one attempt may take at most the configured duration
 //! (it sits under the retry layer, so each attempt gets the full budget, and
 //! under the bucket, so waiting for a token does not count).
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::{ResponseFuture, call_inner};
+use super::{Around, AroundLayer, call_inner};
 use crate::{CallError, DownRequest, Reply};
 
 /// The attempt did not finish in time.
@@ -20,49 +19,32 @@ impl From<Elapsed> for CallError {
     }
 }
 
+/// Bounds one call.
 #[derive(Debug, Clone)]
-pub struct TimeoutLayer {
+pub struct TimeoutGate {
     timeout: Duration,
 }
+
+pub type TimeoutLayer = AroundLayer<TimeoutGate>;
 
 impl TimeoutLayer {
     pub fn new(timeout: Duration) -> Self {
-        TimeoutLayer { timeout }
+        AroundLayer(TimeoutGate { timeout })
     }
 }
 
-impl<S> Layer<S> for TimeoutLayer {
-    type Service = TimeoutService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        TimeoutService {
-            inner,
-            timeout: self.timeout,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct TimeoutService<S> {
-    inner: S,
-    timeout: Duration,
-}
-
-impl<S> Service<DownRequest> for TimeoutService<S>
-where
-    S: Service<DownRequest, Response = Reply, Error = CallError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = Reply;
-    type Error = CallError;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: DownRequest) -> Self::Future {
-        let (inner, timeout) = (self.inner.clone(), self.timeout);
-        Box::pin(async move {
+impl Around for TimeoutGate {
+    fn around<S>(
+        self,
+        inner: S,
+        req: DownRequest,
+    ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
+    where
+        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S::Future: Send,
+    {
+        let timeout = self.timeout;
+        async move {
             let ds = req.downstream.as_str();
             match tokio::time::timeout(timeout, call_inner(inner, req)).await {
                 Ok(r) => r,
@@ -71,7 +53,7 @@ where
                     Err(Elapsed(timeout).into())
                 }
             }
-        })
+        }
     }
 }
 
@@ -81,6 +63,7 @@ mod tests {
 
     use super::*;
     use crate::layers::testing::{mock, ok, read};
+    use tower::Layer;
 
     #[tokio::test(start_paused = true)]
     async fn slow_answer_times_out_fast_answer_passes() {
