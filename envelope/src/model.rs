@@ -245,9 +245,12 @@ impl Envelope {
                 rp.remove("trigger");
             }
         }
-        let mut canonical = String::new();
-        crate::canonical::write(&value, &mut canonical);
-        sha256_hex(canonical.as_bytes())
+        let mut hasher = crate::canonical::Hashing::default();
+        if crate::canonical::write(&value, &mut hasher).is_err() {
+            // Writing into a hasher cannot fail; same fallback as above.
+            return sha256_hex(format!("{self:?}").as_bytes());
+        }
+        base16ct::lower::encode_string(&sha2::Digest::finalize(hasher.0))
     }
 
     /// Compact JSON (the wire form).

@@ -4,10 +4,10 @@
 //! three or none.
 use async_trait::async_trait;
 
-use super::db::{Db, dur_ms};
+use super::db::{Db, dur_ms, now_ms};
 use super::ledger::{mark_enqueued_in, try_create_in};
 use super::queue::{SqliteQueue, check_id, send_in};
-use super::queue_sql::attrs_to_json;
+use super::queue_sql::{NewRow, attrs_to_json, insert_message};
 use crate::{CreateOutcome, EnqueueOnce, EnqueueOutcome, Intake, PortError, Result};
 
 #[derive(Debug, Clone)]
@@ -33,6 +33,10 @@ impl Intake for SqliteIntake {
         let attributes = attrs_to_json(&req.message.attributes)?;
         let window = dur_ms(self.queue.dedup_window());
         let id = uuid::Uuid::now_v7().to_string();
+        // The ledger record (same key for the whole dedup window) already
+        // makes this send happen once; the queue's own dedup table would
+        // only repeat that check, at one more random-key B-tree insert.
+        let dedup_by_ledger = req.keep_for >= self.queue.dedup_window();
         let outcome = self
             .db
             .write(move |conn| {
@@ -47,7 +51,11 @@ impl Intake for SqliteIntake {
                 if let CreateOutcome::Exists(record) = claim {
                     return Ok(EnqueueOutcome::Exists(record));
                 }
-                send_in(conn, &req.message, &attributes, window, &id)?;
+                if dedup_by_ledger {
+                    insert_message(conn, &NewRow::of(&req.message, &attributes, &id), now_ms())?;
+                } else {
+                    send_in(conn, &req.message, &attributes, window, &id)?;
+                }
                 mark_enqueued_in(conn, &req.key, &req.owner)?;
                 Ok(EnqueueOutcome::Enqueued)
             })

@@ -25,7 +25,9 @@ const SELECT: &str =
 
 fn load(conn: &Connection, key: &str) -> Result<Option<LedgerRecord>> {
     let raw = conn
-        .query_row(SELECT, [key], |r| {
+        .prepare_cached(SELECT)
+        .db()?
+        .query_row([key], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -70,11 +72,12 @@ pub(super) fn try_create_in(
     let key = key.to_owned();
     let now = now_ms();
     // Drop a few long-expired records on the way (no TTL daemon).
-    conn.execute(
+    conn.prepare_cached(
         "DELETE FROM ledger WHERE key IN
              (SELECT key FROM ledger WHERE expires_at <= ?1 LIMIT 16)",
-        [now],
     )
+    .db()?
+    .execute([now])
     .db()?;
     let existing = load(conn, &key)?;
     let takeover = match &existing {
@@ -96,20 +99,21 @@ pub(super) fn try_create_in(
         in_progress_until: to_time(now + dur_ms(in_progress_for))?,
         expires_at: to_time(now.saturating_add(dur_ms(keep_for)))?,
     };
-    conn.execute(
+    conn.prepare_cached(
         "INSERT OR REPLACE INTO ledger
              (key, state, payload_hash, owner, created_at, in_progress_until, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            record.key,
-            record.state.as_str(),
-            record.payload_hash,
-            record.owner,
-            now,
-            record.in_progress_until.timestamp_millis(),
-            record.expires_at.timestamp_millis(),
-        ],
     )
+    .db()?
+    .execute(params![
+        record.key,
+        record.state.as_str(),
+        record.payload_hash,
+        record.owner,
+        now,
+        record.in_progress_until.timestamp_millis(),
+        record.expires_at.timestamp_millis(),
+    ])
     .db()?;
     Ok(if takeover {
         CreateOutcome::TakenOver(record)
@@ -121,11 +125,12 @@ pub(super) fn try_create_in(
 /// `InProgress` → `Enqueued` for `owner`, inside the caller's write job.
 pub(super) fn mark_enqueued_in(conn: &Connection, key: &str, owner: &str) -> Result<()> {
     let n = conn
-        .execute(
+        .prepare_cached(
             "UPDATE ledger SET state = 'enqueued'
              WHERE key = ?1 AND owner = ?2 AND state = 'in_progress' AND expires_at > ?3",
-            params![key, owner, now_ms()],
         )
+        .db()?
+        .execute(params![key, owner, now_ms()])
         .db()?;
     if n == 0 {
         return Err(PortError::ConditionFailed(format!(

@@ -135,14 +135,7 @@ pub(super) fn send_in(
         .db()?
         .execute(params![msg.dedup_id, now])
         .db()?;
-    let row = NewRow {
-        id,
-        group_id: &msg.group_id,
-        dedup_id: &msg.dedup_id,
-        body: &msg.body,
-        attributes,
-    };
-    insert_message(conn, &row, now)?;
+    insert_message(conn, &NewRow::of(msg, attributes, id), now)?;
     Ok(true)
 }
 

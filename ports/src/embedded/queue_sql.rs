@@ -27,6 +27,18 @@ pub struct NewRow<'a> {
     pub attributes: &'a str,
 }
 
+impl<'a> NewRow<'a> {
+    pub fn of(msg: &'a crate::OutgoingMessage, attributes: &'a str, id: &'a str) -> Self {
+        NewRow {
+            id,
+            group_id: &msg.group_id,
+            dedup_id: &msg.dedup_id,
+            body: &msg.body,
+            attributes,
+        }
+    }
+}
+
 /// Append a message at the tail of the queue.
 pub fn insert_message(conn: &Connection, row: &NewRow<'_>, now: i64) -> Result<()> {
     conn.prepare_cached(
