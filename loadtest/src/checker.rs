@@ -169,15 +169,31 @@ pub async fn check(
             }
             continue;
         }
-        let Some(id) = o
-            .event_id
-            .as_deref()
-            .filter(|_| (200..300).contains(&o.status))
-        else {
+        if !(200..300).contains(&o.status) {
+            continue;
+        }
+        // Every valid webhook carries an event; a 2xx without an id (e.g.
+        // an SES notification answered `ignored`) would escape the checks.
+        let Some(id) = o.event_id.as_deref() else {
+            v.push(viol(
+                "acked_in_log_exactly_once",
+                Some(&format!(
+                    "conversation #{}/{}",
+                    o.route.as_str(),
+                    o.conversation
+                )),
+                format!(
+                    "{} answered {} {:?} without an event id",
+                    o.kind.as_str(),
+                    o.status,
+                    o.word
+                ),
+            ));
             continue;
         };
         let a = acked.entry(id).or_default();
-        a.conversation = (o.route, o.conversation);
+        // SES and email webhooks of one simulated thread share its stream.
+        a.conversation = (o.route.thread(), o.conversation);
         a.first_ack = Some(a.first_ack.map_or(o.done, |t| t.min(o.done)));
         a.first_send = Some(a.first_send.map_or(o.sent, |t| t.min(o.sent)));
         a.intended = Some(a.intended.map_or(o.intended, |t| t.min(o.intended)));

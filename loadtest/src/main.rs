@@ -17,6 +17,7 @@ mod run;
 mod sample;
 mod scenario;
 mod send;
+mod sns;
 mod target;
 mod traffic;
 
@@ -113,6 +114,11 @@ pub struct RunArgs {
     /// Body size of the oversized-request case (over the ingress limit).
     #[arg(long, default_value_t = 256 * 1024)]
     pub oversize_bytes: usize,
+    /// Where the harness serves its SNS signing certificate (SES traffic,
+    /// `mix.ses > 0`). serve must reach it: against a remote --target, give
+    /// an address of this machine that serve can connect to.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub sns_cert_listen: String,
     /// Override the scenario's kill-switch propagation bound (ms).
     #[arg(long)]
     pub kill_switch_bound_ms: Option<u64>,

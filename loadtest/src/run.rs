@@ -44,11 +44,33 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         (None, true) => format!("lt-{run_id}-{:016x}", rand::random::<u64>()),
         (None, false) => bail!("--token (or SWITCHYARD_WEBHOOK_TOKEN) is required with --target"),
     };
-    let mut env: Vec<(String, String)> = scenario
-        .serve_env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // SES traffic: the harness is its own SNS; serve must trust its host.
+    let signer = if scenario.mix.ses > 0.0 {
+        Some(Arc::new(
+            crate::sns::Signer::start(&args.sns_cert_listen).await?,
+        ))
+    } else {
+        None
+    };
+    let mut env: Vec<(String, String)> = signer.as_ref().map(|s| s.serve_env()).unwrap_or_default();
+    if let Some(s) = signer.as_ref().filter(|_| !args.spawn_serve) {
+        let vars: Vec<String> = s
+            .serve_env()
+            .iter()
+            .map(|(k, v)| format!("{k}='{v}'"))
+            .collect();
+        eprintln!(
+            "loadtest: mix.ses > 0: SES notifications are signed with the harness's certificate at {}; run serve with {} or they are refused (401)",
+            s.cert_url(),
+            vars.join(" ")
+        );
+    }
+    env.extend(
+        scenario
+            .serve_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     for kv in &args.serve_env {
         let (k, v) = kv
             .split_once('=')
@@ -117,6 +139,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     wait_ready(&client, &base).await?;
     let pid = spawned.as_ref().map(|s| s.pid).or(args.serve_pid);
 
+    // A remote fake may have served earlier runs: count only this run's
+    // requests (its log is append-only until reset).
+    let fake_skip = match &*fake {
+        Fake::Remote { .. } => fake
+            .requests()
+            .await
+            .context("reading the fake downstreams' request log")?
+            .len(),
+        _ => 0,
+    };
+
     // Go.
     let planned = send::planned(&phases);
     let total = scenario.total_duration(args.compress)?;
@@ -141,7 +174,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     ));
     let live = Arc::new(Live::new());
     let bar = progress(args.quiet, planned, live.clone(), start);
-    let generator = Generator::new(&scenario, &run_id, args.oversize_bytes);
+    let mut generator = Generator::new(&scenario, &run_id, args.oversize_bytes);
+    if let Some(s) = &signer {
+        generator = generator.with_signer(s.clone());
+    }
     let target = Target {
         base: base.clone(),
         token,
@@ -170,7 +206,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         faults.abort();
     }
     let (applied, flips) = faults.await.unwrap_or_default();
-    let fake_log = fake.requests().await.unwrap_or_default();
+    let mut fake_log = fake.requests().await.unwrap_or_default();
+    fake_log.drain(..fake_skip.min(fake_log.len()));
     let mut extra = Vec::new();
     if backend.is_some() && !args.no_check && !drained {
         extra.push(Violation {

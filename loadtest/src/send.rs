@@ -189,13 +189,15 @@ async fn send_one(req: &Request, t: &Target, start: Instant, intended: Duration)
     } else {
         &t.client
     };
-    let resp = client
+    let mut builder = client
         .post(format!("{}{}", t.base, req.route.path()))
         .header(reqwest::header::CONTENT_TYPE, req.content_type)
-        .header(t.token_header.as_str(), token)
-        .body(req.body.clone())
-        .send()
-        .await;
+        .header(t.token_header.as_str(), token);
+    if req.route == Route::Ses {
+        // SNS names the message type in a header as well as in the body.
+        builder = builder.header("x-amz-sns-message-type", "Notification");
+    }
+    let resp = builder.body(req.body.clone()).send().await;
     let mut o = failed(req, intended, sent, "");
     o.sent = sent;
     match resp {

@@ -1,11 +1,16 @@
 //! What to send: a deterministic generator of webhook requests with Zipf
 //! conversation popularity, a channel mix, FAQ / Tier-0 texts, duplicates
-//! (also concurrent ones) and malformed requests.
+//! (also concurrent ones) and malformed requests. SES receipt notifications
+//! are signed by the harness's own SNS ([`crate::sns::Signer`]).
+use std::sync::Arc;
+
+use base64::Engine;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::scenario::Scenario;
+use crate::sns::Signer;
 
 /// The routes the harness sends to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -14,6 +19,7 @@ pub enum Route {
     #[default]
     Richpanel,
     Email,
+    Ses,
 }
 
 impl Route {
@@ -21,12 +27,23 @@ impl Route {
         match self {
             Route::Richpanel => "/webhooks/richpanel",
             Route::Email => "/webhooks/email",
+            Route::Ses => "/webhooks/ses",
         }
     }
     pub fn as_str(self) -> &'static str {
         match self {
             Route::Richpanel => "richpanel",
             Route::Email => "email",
+            Route::Ses => "ses",
+        }
+    }
+    /// The route whose conversations this one's share: an SES notification
+    /// carries an email of the same simulated thread as the email route
+    /// (same thread root, so the same stream in the log).
+    pub fn thread(self) -> Route {
+        match self {
+            Route::Ses => Route::Email,
+            r => r,
         }
     }
 }
@@ -38,11 +55,14 @@ pub enum Kind {
     RichpanelMinimal,
     RichpanelRich,
     Email,
+    Ses,
     BrokenJson,
     BadAuth,
     Oversized,
     WrongContentType,
     EmptyBody,
+    /// A signed SES notification altered after signing (expect 401).
+    SesBadSignature,
 }
 
 impl Kind {
@@ -54,6 +74,7 @@ impl Kind {
                 | Kind::Oversized
                 | Kind::WrongContentType
                 | Kind::EmptyBody
+                | Kind::SesBadSignature
         )
     }
     pub fn as_str(self) -> &'static str {
@@ -61,11 +82,13 @@ impl Kind {
             Kind::RichpanelMinimal => "richpanel_minimal",
             Kind::RichpanelRich => "richpanel_rich",
             Kind::Email => "email",
+            Kind::Ses => "ses",
             Kind::BrokenJson => "broken_json",
             Kind::BadAuth => "bad_auth",
             Kind::Oversized => "oversized",
             Kind::WrongContentType => "wrong_content_type",
             Kind::EmptyBody => "empty_body",
+            Kind::SesBadSignature => "ses_bad_signature",
         }
     }
 }
@@ -150,6 +173,8 @@ pub struct Generator {
     recent: Vec<Request>,
     /// Body limit of the Richpanel route (an oversized body exceeds it).
     oversize_bytes: usize,
+    /// Signs SES notifications; without it the `ses` share is not sent.
+    signer: Option<Arc<Signer>>,
 }
 
 /// What to send at one arrival: one request, or the same one twice at once.
@@ -171,6 +196,23 @@ impl Generator {
             seq: 0,
             recent: Vec::with_capacity(RECENT),
             oversize_bytes,
+            signer: None,
+        }
+    }
+
+    /// Send the scenario's `ses` share as notifications signed by `signer`
+    /// (and some tampered ones among the malformed requests).
+    pub fn with_signer(mut self, signer: Arc<Signer>) -> Generator {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// The `ses` weight actually used: zero without a signer.
+    fn ses_weight(&self) -> f64 {
+        if self.signer.is_some() {
+            self.scenario.mix.ses
+        } else {
+            0.0
         }
     }
 
@@ -217,7 +259,8 @@ impl Generator {
         self.seq += 1;
         let conv = self.zipf.sample(&mut self.rng);
         let m = self.scenario.mix.clone();
-        let u = self.rng.random::<f64>() * (m.richpanel_minimal + m.richpanel_rich + m.email);
+        let ses = self.ses_weight();
+        let u = self.rng.random::<f64>() * (m.richpanel_minimal + m.richpanel_rich + m.email + ses);
         let ticket = format!("lt-{}-{conv}", self.run_id);
         if u < m.richpanel_minimal {
             let body = serde_json::json!({
@@ -238,6 +281,10 @@ impl Generator {
                 "ticket": { "tags": ["loadtest"] },
             });
             self.json(Kind::RichpanelRich, conv, body)
+        } else if u >= m.richpanel_minimal + m.richpanel_rich + m.email
+            && let Some(r) = self.ses(conv)
+        {
+            r
         } else {
             let text = self.text();
             let fixture = EMAIL_FIXTURES[self.rng.random_range(0..EMAIL_FIXTURES.len())];
@@ -250,6 +297,44 @@ impl Generator {
                 good_token: true,
                 conversation: conv,
                 duplicate: false,
+            }
+        }
+    }
+
+    /// A signed SES receipt notification (SNS action, inline base64
+    /// content) carrying a fresh email of conversation `conv`. `None` (the
+    /// arrival becomes a plain email) without a signer or when signing fails.
+    fn ses(&mut self, conv: usize) -> Option<Request> {
+        let text = self.text();
+        let fixture = EMAIL_FIXTURES[self.rng.random_range(0..EMAIL_FIXTURES.len())];
+        let raw = email(fixture, &self.run_id, conv, self.seq, text);
+        let sns_id = uuid_like(&mut self.rng);
+        let signer = self.signer.as_ref()?;
+        let now = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let ses_id = format!("lt{}{:012}", self.run_id, self.seq);
+        let message = ses_receipt(&raw, &ses_id, conv, &now).to_string();
+        match signer.notification(
+            &sns_id,
+            "Amazon SES Email Receipt Notification",
+            message,
+            &now,
+        ) {
+            Ok(doc) => Some(Request {
+                kind: Kind::Ses,
+                route: Route::Ses,
+                content_type: SNS_CONTENT_TYPE,
+                body: doc.to_string().into(),
+                good_token: true,
+                conversation: conv,
+                duplicate: false,
+            }),
+            Err(e) => {
+                eprintln!(
+                    "loadtest: SES notification not signed ({e:#}); sending an email instead"
+                );
+                None
             }
         }
     }
@@ -273,9 +358,23 @@ impl Generator {
             Kind::Oversized,
             Kind::WrongContentType,
             Kind::EmptyBody,
+            Kind::SesBadSignature,
         ];
-        let kind = kinds[self.rng.random_range(0..kinds.len())];
+        let n = if self.ses_weight() > 0.0 {
+            kinds.len()
+        } else {
+            kinds.len() - 1
+        };
+        let kind = kinds[self.rng.random_range(0..n)];
         let conv = self.zipf.sample(&mut self.rng);
+        if kind == Kind::SesBadSignature {
+            self.seq += 1;
+            if let Some(mut r) = self.ses(conv) {
+                r.kind = Kind::SesBadSignature;
+                r.body = tamper(&r.body);
+                return r;
+            }
+        }
         let ok_body = || {
             bytes::Bytes::from(
                 serde_json::json!({"ticket_id": format!("lt-bad-{conv}"), "trigger": "x"})
@@ -308,6 +407,109 @@ impl Generator {
             duplicate: false,
         }
     }
+}
+
+/// What SNS sends HTTP subscribers.
+const SNS_CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
+
+/// An SNS-style message id (UUID shape) from the run's random stream.
+fn uuid_like(rng: &mut StdRng) -> String {
+    let a: u128 = rng.random();
+    let h = format!("{a:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The SES receipt notification of the SNS action with `BASE64` encoding,
+/// in the shape of the corpus's `aws-docs__sns-action-received-notification`:
+/// `receipt`, `mail` (header list and common headers taken from `raw`) and
+/// the whole email inline in `content`.
+fn ses_receipt(raw: &str, ses_id: &str, conv: usize, now: &str) -> serde_json::Value {
+    let head = raw
+        .split_once("\r\n\r\n")
+        .or_else(|| raw.split_once("\n\n"))
+        .map_or(raw, |(h, _)| h);
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = headers.last_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let recipient = "support@loadtest.invalid";
+    let mut common = serde_json::json!({
+        "returnPath": format!("customer{conv}@example.invalid"),
+        "from": [get("From").unwrap_or_default()],
+        "to": [get("To").unwrap_or_else(|| recipient.to_owned())],
+        "messageId": get("Message-ID").unwrap_or_default(),
+        "subject": get("Subject").unwrap_or_default(),
+    });
+    if let Some(date) = get("Date") {
+        common["date"] = serde_json::Value::String(date);
+    }
+    let verdict = serde_json::json!({"status": "PASS"});
+    serde_json::json!({
+        "notificationType": "Received",
+        "receipt": {
+            "timestamp": now,
+            "processingTimeMillis": 222,
+            "recipients": [recipient],
+            "spamVerdict": verdict,
+            "virusVerdict": verdict,
+            "spfVerdict": verdict,
+            "dkimVerdict": verdict,
+            "dmarcVerdict": verdict,
+            "action": {
+                "type": "SNS",
+                "topicArn": crate::sns::TOPIC_ARN,
+                "encoding": "BASE64",
+            },
+        },
+        "mail": {
+            "timestamp": now,
+            "source": format!("customer{conv}@example.invalid"),
+            "messageId": ses_id,
+            "destination": [recipient],
+            "headersTruncated": false,
+            "headers": headers
+                .iter()
+                .map(|(n, v)| serde_json::json!({"name": n, "value": v}))
+                .collect::<Vec<_>>(),
+            "commonHeaders": common,
+        },
+        "content": base64::engine::general_purpose::STANDARD.encode(raw),
+    })
+}
+
+/// A signed SNS body with its `Message` changed after signing: the
+/// signature no longer matches (the ingress answers 401).
+fn tamper(body: &bytes::Bytes) -> bytes::Bytes {
+    let mut doc: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    if let Some(m) = doc.get("Message").and_then(|m| m.as_str()) {
+        let changed = m.replacen("support@loadtest.invalid", "attacker@loadtest.invalid", 1);
+        let same = changed == m;
+        doc["Message"] = serde_json::Value::String(changed);
+        if same {
+            doc["Subject"] = serde_json::Value::String("altered".into());
+        }
+    }
+    doc.to_string().into()
 }
 
 /// A fixture with its identity headers replaced: a unique Message-ID, the
@@ -374,6 +576,51 @@ mod tests {
         let parsed =
             envelope::normalize_email_bytes(e.as_bytes(), &Default::default(), chrono::Utc::now());
         assert!(parsed.is_ok(), "{parsed:?}");
+    }
+
+    #[tokio::test]
+    async fn ses_notifications_verify_and_share_the_email_thread() {
+        let signer = Arc::new(Signer::start("127.0.0.1:0").await.expect("signer"));
+        let s = Scenario {
+            mix: crate::scenario::Mix {
+                richpanel_minimal: 0.0,
+                richpanel_rich: 0.0,
+                email: 0.0,
+                ses: 1.0,
+            },
+            duplicate_rate: 0.0,
+            malformed_rate: 0.0,
+            ..Scenario::default()
+        };
+        let mut g = Generator::new(&s, "t", 1024).with_signer(signer);
+        let Arrival::One(r) = g.next_arrival() else {
+            panic!("one request expected");
+        };
+        assert_eq!((r.kind, r.route), (Kind::Ses, Route::Ses));
+        assert_eq!(r.content_type, "text/plain; charset=UTF-8");
+        let cfg = envelope::NormalizeConfig::default();
+        let ses = match envelope::normalize_ses(&r.body, &cfg, chrono::Utc::now()) {
+            Ok(envelope::Normalized::Envelope(env)) => env,
+            other => panic!("not an envelope: {other:?}"),
+        };
+        // The inline content is the harness's email of the same conversation.
+        let raw = email(EMAIL_FIXTURES[0], "t", r.conversation, 99, "hi");
+        let direct = envelope::normalize_email_bytes(raw.as_bytes(), &cfg, chrono::Utc::now())
+            .expect("email normalizes");
+        assert_eq!(ses.conversation_id, direct.conversation_id);
+        assert_ne!(ses.event_id, direct.event_id);
+        let doc: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        let inner: serde_json::Value =
+            serde_json::from_str(doc["Message"].as_str().expect("Message")).expect("inner json");
+        assert_eq!(inner["receipt"]["action"]["type"], "SNS");
+        assert_eq!(inner["receipt"]["action"]["encoding"], "BASE64");
+        assert_ne!(tamper(&r.body), r.body);
+        // Without a signer the ses share falls back to nothing unsigned.
+        let mut plain = Generator::new(&s, "t", 1024);
+        let Arrival::One(p) = plain.next_arrival() else {
+            panic!("one request expected");
+        };
+        assert_ne!(p.route, Route::Ses);
     }
 
     #[test]

@@ -135,12 +135,29 @@ fn smoke_run_passes_every_invariant() {
         "richpanel_minimal",
         "richpanel_rich",
         "email",
+        "ses",
+        "ses_bad_signature",
     ] {
         assert!(
             kinds.contains_key(k),
             "no {k} requests were sent: {kinds:?}"
         );
     }
+    // Signed SES notifications were accepted (so the checker, which found
+    // every acked event above, found these too) and tampered ones refused.
+    let by_route = &report["ack_latency_by_route_status"];
+    let ses_new = by_route["ses 202"]["count"].as_u64().unwrap_or(0);
+    assert!(
+        ses_new >= 20,
+        "only {ses_new} SES notifications accepted\n{stdout}"
+    );
+    assert_eq!(
+        kinds["ses_bad_signature"]
+            .as_object()
+            .map(|m| m.keys().collect::<Vec<_>>()),
+        Some(vec![&"401".to_owned()]),
+        "tampered SES notifications must get 401\n{stdout}"
+    );
     assert_eq!(
         report["kill_switch"].as_array().map(Vec::len),
         Some(1),

@@ -102,12 +102,16 @@ impl Worker {
         .await?;
         let incoming = match expand(self, env, &stream.state).await {
             Expanded::Messages { update, messages } => {
-                if let Some(update) = update
-                    && !events.contains_event(env.event_id.as_str()).await?
-                {
-                    stream
+                if let Some(update) = update {
+                    // Optimistic: a redelivery finds its event id taken.
+                    match stream
                         .append(events, vec![(Some(env.event_id.to_string()), update)])
-                        .await?;
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(PortError::AlreadyAppended { .. }) => stream.reload(events).await?,
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 messages
             }
@@ -133,11 +137,15 @@ impl Worker {
     ) -> Result<Option<Disposition>, WorkerError> {
         let events = self.backend.events.as_ref();
         let mut requested_now: HashSet<String> = HashSet::new();
+        // A message already folded into the projection is resumed, not
+        // re-decided. One that is not may still be in the log under its
+        // event id (no message id to look up): the append below then fails
+        // with `AlreadyAppended` and we resume from the reloaded stream —
+        // no extra read for every new message.
         let seen = m
             .message_id
             .as_deref()
-            .is_some_and(|id| stream.state.has_message(id))
-            || events.contains_event(&m.event_id).await?;
+            .is_some_and(|id| stream.state.has_message(id));
         if seen {
             debug!("message already in the log: resuming its actions");
         } else {
@@ -202,14 +210,9 @@ impl Worker {
                     "message recorded and decided"
                 ),
                 Err(PortError::AlreadyAppended { .. }) => {
-                    // Another delivery recorded it first; resume from the log.
-                    *stream = Stream::load(
-                        events,
-                        &stream.name,
-                        &stream.causation,
-                        stream.trace_id.clone(),
-                    )
-                    .await?;
+                    // Recorded before (a redelivery, or another delivery
+                    // first): resume from the log.
+                    stream.reload(events).await?;
                     requested_now.clear();
                 }
                 Err(e) => return Err(e.into()),

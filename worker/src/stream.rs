@@ -46,6 +46,13 @@ impl Stream {
         })
     }
 
+    /// Drop what is staged and load the stored state again (after an
+    /// append found its events already in the log).
+    pub async fn reload(&mut self, events: &dyn EventStore) -> Result<(), WorkerError> {
+        *self = Stream::load(events, &self.name, &self.causation, self.trace_id.clone()).await?;
+        Ok(())
+    }
+
     /// Fold `bodies` into the state now and keep them for the next
     /// [`Stream::flush`] (`(event_id, body)`; None = derived id). Lets the
     /// outcome of one action and the request of the next share one durable

@@ -21,6 +21,7 @@ fn quiet_fake() -> FakeConfig {
 on_both_backends!(
     conversations_are_processed_in_order,
     duplicate_delivery_changes_nothing,
+    duplicate_without_message_id_changes_nothing,
     crash_after_reply_never_sends_it_twice,
     crash_after_tags_resumes_and_replies_once,
     poison_goes_to_dlq_with_reason,
@@ -95,8 +96,34 @@ async fn conversations_are_processed_in_order(kind: &str) {
 }
 
 async fn duplicate_delivery_changes_nothing(kind: &str) {
-    let h = harness(kind, quiet_fake()).await;
     let env = envelope("T-dup", "m-1", "where is my order #1001?");
+    assert_duplicate_changes_nothing(kind, env).await;
+}
+
+/// No message id: the projection cannot recognise the redelivery, so the
+/// worker's append finds the event id already in the log and resumes.
+async fn duplicate_without_message_id_changes_nothing(kind: &str) {
+    let body = serde_json::json!({
+        "ticket_id": "T-dup",
+        "message": "where is my order #1001?",
+        "channel": "email",
+    })
+    .to_string();
+    let env = envelope::normalize_richpanel(
+        body.as_bytes(),
+        &envelope::NormalizeConfig::default(),
+        chrono::Utc::now(),
+    )
+    .expect("normalizes");
+    assert!(
+        env.message.id.is_none() && env.email.message_id.is_none(),
+        "the test needs an envelope without a message id"
+    );
+    assert_duplicate_changes_nothing(kind, env).await;
+}
+
+async fn assert_duplicate_changes_nothing(kind: &str, env: envelope::Envelope) {
+    let h = harness(kind, quiet_fake()).await;
     enqueue(&h.backend, &env).await;
     let (stop, task) = spawn_worker(&h.worker);
     eventually(

@@ -126,8 +126,9 @@ impl Db {
         let (conn, _, _) = open_and_migrate(path)?;
         // The writer's page cache survives between its own transactions
         // (readers' caches are reset by every commit), so give it room for
-        // the hot B-tree pages: 16 MiB, allocated only as pages are used.
-        conn.pragma_update(None, "cache_size", -16_384).db()?;
+        // the hot B-tree pages: 8 MiB (SQLite's default is 2), allocated
+        // only as pages are used. Counted in serve's RSS budget (< 60 MB).
+        conn.pragma_update(None, "cache_size", -8_192).db()?;
         // Checkpoint every ~32 MiB of WAL instead of every 4 MiB: a page
         // rewritten by many commits (queue head, index interiors, hot
         // projections) is copied back to the database file once.
