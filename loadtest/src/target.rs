@@ -72,7 +72,14 @@ pub async fn spawn_serve(
         .stderr(Stdio::null())
         .kill_on_drop(true);
     for ds in ["RICHPANEL", "OPENAI", "SHOPIFY"] {
-        cmd.env(format!("SWITCHYARD_{ds}_BASE_URL"), fake_url)
+        // The OpenAI base is the API root `/chat/completions` is appended
+        // to (`https://api.openai.com/v1`); the fake serves it under /v1.
+        let base = if ds == "OPENAI" {
+            format!("{fake_url}/v1")
+        } else {
+            fake_url.to_owned()
+        };
+        cmd.env(format!("SWITCHYARD_{ds}_BASE_URL"), base)
             .env(format!("SWITCHYARD_{ds}_API_KEY"), "loadtest-key")
             // The harness measures switchyard, not a 50/30 s quota; a
             // scenario that wants the real quota sets it in serve_env.

@@ -109,7 +109,11 @@ impl Worker {
                         .await
                     {
                         Ok(()) => {}
-                        Err(PortError::AlreadyAppended { .. }) => stream.reload(events).await?,
+                        Err(PortError::AlreadyAppended { event_id })
+                            if event_id == env.event_id.as_str() =>
+                        {
+                            stream.reload(events).await?;
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -209,7 +213,10 @@ impl Worker {
                     actions = decision.actions.len(),
                     "message recorded and decided"
                 ),
-                Err(PortError::AlreadyAppended { .. }) => {
+                // Only this message's own id proves it is recorded; a taken
+                // derived id (`ev:<stream>:<seq>`) means our version was
+                // stale — an error, retried, never "done".
+                Err(PortError::AlreadyAppended { event_id }) if event_id == m.event_id => {
                     // Recorded before (a redelivery, or another delivery
                     // first): resume from the log.
                     stream.reload(events).await?;

@@ -98,16 +98,13 @@ impl AwsEventStore {
         reasons: &[CancellationReason],
     ) -> PortError {
         let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
-        // A duplicate event id wins: "nothing was written, it is a
-        // duplicate" is the more useful answer when both are true.
-        for (id, r) in ids.iter().zip(reasons) {
-            if failed(r) {
-                return PortError::AlreadyAppended {
-                    event_id: id.clone(),
-                };
-            }
-        }
+        // The version check wins, as in the embedded store: an append made
+        // from a stale version also collides on derived event ids
+        // (`ev:<stream>:<seq>`), and reporting that as "already appended"
+        // would make a caller believe its events are in the log.
         let projection = reasons.last().filter(|r| failed(r));
+        // Event items (`stream#seq`) after the guards: taken seqs are a
+        // version conflict too.
         let event_failed = reasons.iter().skip(ids.len()).any(failed);
         if projection.is_some() || event_failed {
             let actual = projection
@@ -119,6 +116,13 @@ impl AwsEventStore {
                 expected,
                 actual,
             };
+        }
+        for (id, r) in ids.iter().zip(reasons) {
+            if failed(r) {
+                return PortError::AlreadyAppended {
+                    event_id: id.clone(),
+                };
+            }
         }
         let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
         if codes.contains(&"ValidationError") {

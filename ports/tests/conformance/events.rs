@@ -31,6 +31,22 @@ pub async fn events_append_conflict_on_stale_version(h: &Harness) {
         }) => assert_eq!((expected, actual), (0, 1)),
         other => panic!("expected a sequence conflict, got {other:?}"),
     }
+    // Stale AND colliding on an id already in the stream (as a derived
+    // `ev:<stream>:<seq>` id does when the writer's version is stale): still
+    // a version conflict, never "already appended" — a caller must not take
+    // it as proof its events are recorded.
+    match e
+        .append(
+            "conv-1",
+            0,
+            vec![ev("e1"), ev("e2-stale")],
+            "p-stale".into(),
+        )
+        .await
+    {
+        Err(PortError::SequenceConflict { expected: 0, .. }) => {}
+        other => panic!("expected a sequence conflict, got {other:?}"),
+    }
     assert_eq!(
         e.append("conv-1", 1, vec![ev("e2"), ev("e3")], "p3".into())
             .await
