@@ -125,6 +125,13 @@ pub struct RunArgs {
     /// Skip draining and the invariant checker (measurement only).
     #[arg(long)]
     pub no_check: bool,
+    /// Backlog drain (needs --spawn-serve): serve runs `--ingress-only`
+    /// while the traffic is sent, then a fresh serve with its worker on
+    /// drains the backlog alone. Measures the worker's drain rate and CPU
+    /// per message without the load generator competing for the cores.
+    /// End-to-end latencies then include the hold.
+    #[arg(long)]
+    pub backlog: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

@@ -104,6 +104,34 @@ pub struct Report {
     pub timeline: Vec<Slice>,
     pub latency_distribution: Vec<(f64, f64)>,
     pub queue_depth: Vec<QueueSample>,
+    /// `--backlog`: the worker alone draining everything acked.
+    pub backlog: Option<Backlog>,
+}
+
+/// The backlog drain (`--backlog`): serve's worker started only after the
+/// traffic was sent, so the generator did not compete with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backlog {
+    pub messages: u64,
+    pub log_events: u64,
+    pub drain_s: f64,
+    pub messages_per_s: f64,
+    pub log_events_per_s: f64,
+}
+
+impl Report {
+    /// Fill in the backlog drain numbers from the drain just measured.
+    pub fn with_backlog(mut self) -> Report {
+        let s = self.drain_s.max(1e-9);
+        self.backlog = Some(Backlog {
+            messages: self.distinct_events,
+            log_events: self.log_events,
+            drain_s: self.drain_s,
+            messages_per_s: self.distinct_events as f64 / s,
+            log_events_per_s: self.log_events as f64 / s,
+        });
+        self
+    }
 }
 
 /// Everything the report is built from.
@@ -285,6 +313,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         timeline,
         latency_distribution,
         queue_depth: i.queue,
+        backlog: None,
     }
 }
 
@@ -355,22 +384,33 @@ pub fn text(r: &Report) -> String {
         "log: {} streams, {} events; DLQ {}\n",
         r.log_streams, r.log_events, r.dlq
     );
+    if let Some(b) = &r.backlog {
+        s += &format!(
+            "backlog drain (worker alone, started after sending): {} messages, {} log events in {:.2} s = {:.0} messages/s, {:.0} log events/s\n",
+            b.messages, b.log_events, b.drain_s, b.messages_per_s, b.log_events_per_s
+        );
+    }
     if let Some(u) = &r.serve {
         s += &format!(
             "serve pid {}: CPU {:.2} s = {:.0} µs per acked webhook; RSS end {:.1} MB, peak (VmHWM) {:.1} MB\n",
             u.pid, u.cpu_s, u.cpu_per_event_us, u.rss_end_mb, u.rss_peak_mb
         );
     }
-    let writes: u64 = r
-        .downstream_calls
-        .iter()
-        .filter(|(k, _)| !k.starts_with("GET"))
-        .map(|(_, v)| v)
-        .sum();
+    // The classifier is a POST that writes nothing.
+    let count = |f: &dyn Fn(&str) -> bool| -> u64 {
+        r.downstream_calls
+            .iter()
+            .filter(|(k, _)| f(k))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let classifier = count(&|k| k.contains("/chat/completions"));
+    let writes = count(&|k| !k.starts_with("GET") && !k.contains("/chat/completions"));
     s += &format!(
-        "downstream calls: {} ({} non-GET)\n",
+        "downstream calls: {} ({} writes, {} classifier)\n",
         r.downstream_calls.values().sum::<u64>(),
-        writes
+        writes,
+        classifier
     );
     for k in &r.kill_switch {
         s += &format!(

@@ -77,9 +77,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             .with_context(|| format!("--serve-env {kv:?}: expected KEY=VALUE"))?;
         env.push((k.to_owned(), v.to_owned()));
     }
-    let spawned = if args.spawn_serve {
-        let bin = target::serve_bin(args.serve_bin.as_deref());
-        let fake_url = fake.base_url().unwrap_or_default();
+    if args.backlog && !args.spawn_serve {
+        bail!("--backlog needs --spawn-serve (it restarts serve with its worker on)");
+    }
+    let bin = target::serve_bin(args.serve_bin.as_deref());
+    let fake_url = fake.base_url().unwrap_or_default();
+    let mut spawned = if args.spawn_serve {
+        let mut serve_args = args.serve_args.clone();
+        if args.backlog {
+            serve_args.push("--ingress-only".to_owned());
+        }
         Some(
             target::spawn_serve(
                 &bin,
@@ -87,7 +94,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 &token,
                 &fake_url,
                 &env,
-                &args.serve_args,
+                &serve_args,
             )
             .await?,
         )
@@ -137,7 +144,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         .timeout(Duration::from_secs(30))
         .build()?;
     wait_ready(&client, &base).await?;
-    let pid = spawned.as_ref().map(|s| s.pid).or(args.serve_pid);
+    let mut pid = spawned.as_ref().map(|s| s.pid).or(args.serve_pid);
 
     // A remote fake may have served earlier runs: count only this run's
     // requests (its log is append-only until reset).
@@ -155,7 +162,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let total = scenario.total_duration(args.compress)?;
     let start = Instant::now();
     let start_utc = chrono::Utc::now();
-    let proc_before = pid.and_then(proc_sample);
+    let mut proc_before = pid.and_then(proc_sample);
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = backend.clone().map(|b| {
         let every = Duration::from_millis(if total > Duration::from_secs(600) {
@@ -180,7 +187,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     }
     let target = Target {
         base: base.clone(),
-        token,
+        token: token.clone(),
         token_header: args.token_header.clone(),
         client,
         unpooled,
@@ -188,6 +195,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let outcomes = send::run(phases, generator, target, start, args.max_in_flight, live).await;
     bar.abort();
     eprintln!();
+
+    // Backlog mode: the worker starts only now, on everything acked.
+    if args.backlog
+        && let Some(held) = spawned.take()
+    {
+        let worker = held
+            .restart(&bin, &token, &fake_url, &env, &args.serve_args)
+            .await?;
+        pid = Some(worker.pid);
+        proc_before = proc_sample(worker.pid);
+        spawned = Some(worker);
+    }
 
     // Drain, then check.
     let drain_start = Instant::now();
@@ -230,7 +249,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         ),
         _ => None,
     };
-    let report = report::build(Inputs {
+    let mut report = report::build(Inputs {
         scenario: &scenario,
         compress: args.compress,
         target: base,
@@ -255,6 +274,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             .zip(proc_after)
             .map(|((p, b), a)| (p, b, a)),
     });
+    if args.backlog {
+        report = report.with_backlog();
+    }
     print!("{}", report::text(&report));
     if let Some(c) = &checked {
         for d in &c.dumps {

@@ -126,6 +126,24 @@ pub async fn spawn_serve(
 }
 
 impl Spawned {
+    /// Stop this serve (gracefully) and start another on the same data dir
+    /// with `extra_args`; a temporary data dir lives on in the new one.
+    pub async fn restart(
+        mut self,
+        bin: &Path,
+        token: &str,
+        fake_url: &str,
+        env: &[(String, String)],
+        extra_args: &[String],
+    ) -> anyhow::Result<Spawned> {
+        let temp = self._temp.take();
+        let data_dir = self.data_dir.clone();
+        self.stop(Duration::from_secs(30)).await;
+        let mut next = spawn_serve(bin, Some(data_dir), token, fake_url, env, extra_args).await?;
+        next._temp = temp;
+        Ok(next)
+    }
+
     /// SIGTERM (graceful drain), then kill after `grace`.
     pub async fn stop(mut self, grace: Duration) {
         let _ = Command::new("kill")

@@ -197,3 +197,34 @@ fn checker_catches_a_worker_that_drops_messages() {
         "the offending conversation is printed\n{stdout}"
     );
 }
+
+/// `--backlog`: serve acks with its worker off, then a fresh serve drains
+/// everything alone; the checker still sees every acked event once.
+#[test]
+fn backlog_drain_is_checked_green() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, report) = run(
+        &["--backlog", "--rate", "150", "--duration", "2s"],
+        &[],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["verdict"], "pass", "{stdout}");
+    let distinct = report["distinct_events"].as_u64().expect("distinct");
+    assert!(distinct > 200, "only {distinct} events\n{stdout}");
+    let backlog = &report["backlog"];
+    assert_eq!(backlog["messages"].as_u64(), Some(distinct), "{stdout}");
+    assert!(backlog["log_events"].as_u64().expect("events") >= 3 * distinct);
+    assert!(backlog["messages_per_s"].as_f64().expect("rate") > 0.0);
+    assert_eq!(
+        report["end_to_end_ms"]["count"].as_u64(),
+        Some(distinct),
+        "every acked event was found in the log"
+    );
+}
