@@ -7,7 +7,7 @@
 //! rolls back only itself), COMMITs — one fsync with `synchronous=FULL` — and
 //! only then answers each job. An answered write is therefore on disk.
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -123,15 +123,28 @@ impl Drop for Inner {
 impl Db {
     /// Open (and migrate) the database and start the writer thread.
     pub fn open(path: &Path, max_batch: usize) -> Result<Db> {
-        let (conn, _, _) = open_and_migrate(path)?;
+        let (mut conn, _, _) = open_and_migrate(path)?;
+        // Checkpoints: SQLite's automatic one (every 1,000 WAL pages) runs
+        // inside COMMIT, so the batch that crosses the mark waits for pages
+        // to be copied back and the database file fsync'd before it is
+        // answered. Instead the writer checkpoints itself right AFTER
+        // answering a batch (same PASSIVE checkpoint, same interval; no
+        // concurrent writer, so it completes and the WAL restarts). Setting
+        // our own WAL hook replaces the automatic checkpoint.
+        let wal_pages = Arc::new(AtomicI64::new(0));
+        let seen = Arc::clone(&wal_pages);
+        conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+            seen.store(i64::from(pages), Ordering::Relaxed);
+            Ok(())
+        }))
+        .db()?;
         // The writer's page cache survives between its own transactions
         // (readers' caches are reset by every commit), so give it room for
         // the hot B-tree pages: 8 MiB (SQLite's default is 2), allocated
         // only as pages are used. Counted in serve's RSS budget (< 60 MB).
-        // WAL checkpoints stay at SQLite's default (every 1,000 pages): a
-        // larger interval and PASSIVE checkpoints on a thread of their own
-        // were both measured — longer commit stalls, and a WAL that never
-        // restarts under sustained writes.
+        // (A larger checkpoint interval and PASSIVE checkpoints on a thread
+        // of their own were both measured: longer commit stalls, and a WAL
+        // that never restarts under sustained writes.)
         conn.pragma_update(None, "cache_size", -8_192).db()?;
         let (tx, rx) = mpsc::channel::<Job>();
         let max_batch = max_batch.max(1);
@@ -139,7 +152,7 @@ impl Db {
         let counter = Arc::clone(&commits);
         std::thread::Builder::new()
             .name("switchyard-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, &counter))
+            .spawn(move || writer_loop(conn, rx, max_batch, &counter, &wal_pages))
             .map_err(|e| PortError::Unavailable(format!("cannot start writer thread: {e}")))?;
         Ok(Db {
             inner: Arc::new(Inner {
@@ -250,7 +263,17 @@ fn run_in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize, commits: &AtomicU64) {
+/// WAL pages after which the writer checkpoints (SQLite's default).
+const CHECKPOINT_PAGES: i64 = 1_000;
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    commits: &AtomicU64,
+    wal_pages: &AtomicI64,
+) {
+    let mut checkpoint_at = CHECKPOINT_PAGES;
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut finishers: Vec<Finish> = Vec::with_capacity(max_batch);
     while let Ok(first) = rx.recv() {
@@ -289,6 +312,22 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize, comm
             };
             finish(result);
         }
+        // Answered; now copy WAL pages back while nobody waits on us.
+        let pages = wal_pages.load(Ordering::Relaxed);
+        if pages < checkpoint_at {
+            // The WAL restarted (or has not grown enough yet).
+            checkpoint_at = checkpoint_at.min(pages + CHECKPOINT_PAGES);
+            continue;
+        }
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "sqlite: checkpoint failed; the WAL keeps the data")
+            }
+        }
+        // A reader on an old snapshot can hold part of the WAL back: try
+        // again after another interval, not after every batch.
+        checkpoint_at = pages + CHECKPOINT_PAGES;
     }
 }
 

@@ -269,3 +269,42 @@ async fn blob_keys_cannot_escape_the_blob_dir() {
         .expect("put");
     assert!(dir.path().join("data/blobs/raw/a/b/c.eml").is_file());
 }
+
+/// The writer checkpoints after answering a batch, once ~1,000 WAL pages
+/// piled up: under sustained writes the WAL keeps restarting from the top
+/// instead of growing with everything ever written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_is_checkpointed_and_restarts_under_sustained_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(DB_FILE);
+    let db = Db::open(&path, 256).expect("open");
+    // ~4,000 rows of 4 KiB: at least 4,000 pages through the WAL (16 MiB).
+    let value = "x".repeat(4096);
+    for round in 0..50 {
+        let mut tasks = Vec::new();
+        for i in 0..80 {
+            let (db, value) = (db.clone(), value.clone());
+            tasks.push(tokio::spawn(async move {
+                db.write(move |conn| {
+                    conn.execute(
+                        "INSERT INTO flags (name, value) VALUES (?1, ?2)",
+                        rusqlite::params![format!("f-{round}-{i}"), value],
+                    )
+                    .map_err(super::db::sql_err)?;
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        for t in tasks {
+            bounded(t).await.expect("join").expect("write");
+        }
+    }
+    let wal = std::fs::metadata(dir.path().join(format!("{DB_FILE}-wal")))
+        .expect("wal file")
+        .len();
+    assert!(
+        wal < 10 * 1024 * 1024,
+        "WAL is {wal} bytes after 16 MiB written: it is not being checkpointed"
+    );
+}
