@@ -86,8 +86,14 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Durably enqueue; returns the message id. A duplicate dedup id within
     /// the window returns Ok and enqueues nothing.
     async fn send(&self, msg: OutgoingMessage) -> Result<String>;
-    /// Receive up to `max` (1..=10) messages, hiding them for `visibility`;
-    /// waits up to `wait` for the first one (long poll).
+    /// Most messages one [`Queue::receive`] may return: SQS's 10 unless a
+    /// backend can hand out more per call.
+    fn max_receive(&self) -> u32 {
+        10
+    }
+    /// Receive up to `max` (1..=[`Queue::max_receive`]) messages, hiding
+    /// them for `visibility`; waits up to `wait` for the first one (long
+    /// poll).
     async fn receive(
         &self,
         max: u32,

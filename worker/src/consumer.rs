@@ -48,9 +48,13 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
                 _ = tasks.join_next() => continue,
             }
         }
-        let max = u32::try_from(free)
-            .unwrap_or(u32::MAX)
-            .clamp(1, worker.config.batch.clamp(1, 10));
+        let max = u32::try_from(free).unwrap_or(u32::MAX).clamp(
+            1,
+            worker
+                .config
+                .batch
+                .clamp(1, worker.backend.queue.max_receive()),
+        );
         let received = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = worker.backend.queue.receive(max, worker.config.visibility, worker.config.receive_wait) => r,
@@ -58,6 +62,7 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
         let messages = match received {
             Ok(m) => {
                 failures = 0;
+                metrics::histogram!("worker_receive_batch").record(m.len() as f64);
                 m
             }
             Err(e) => {

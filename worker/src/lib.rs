@@ -65,7 +65,7 @@ pub struct WorkerConfig {
     pub visibility: Duration,
     /// Long-poll wait of one receive.
     pub receive_wait: Duration,
-    /// Messages per receive (1..=10).
+    /// Most messages per receive (the queue may allow fewer: SQS 10).
     pub batch: u32,
     /// Ask the OpenAI-compatible classifier (when configured) before the
     /// rules decide; any failure falls back to the rules.
@@ -78,7 +78,7 @@ impl Default for WorkerConfig {
             concurrency: 64,
             visibility: Duration::from_secs(30),
             receive_wait: Duration::from_secs(2),
-            batch: 10,
+            batch: 100,
             use_model: true,
         }
     }

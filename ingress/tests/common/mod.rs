@@ -98,6 +98,9 @@ impl FlakyQueue {
 
 #[async_trait]
 impl Queue for FlakyQueue {
+    fn max_receive(&self) -> u32 {
+        self.inner.max_receive()
+    }
     async fn send(&self, msg: OutgoingMessage) -> ports::Result<String> {
         if self.fail.load(Ordering::SeqCst) {
             return Err(PortError::Unavailable("queue outage (test switch)".into()));

@@ -35,6 +35,8 @@ use crate::{
 /// normally come from the `Notify`).
 const POLL_SLICE: Duration = Duration::from_millis(500);
 
+/// Most messages one receive hands out.
+const MAX_RECEIVE: u32 = 100;
 #[derive(Debug, Clone)]
 pub struct SqliteQueue {
     db: Db,
@@ -141,6 +143,13 @@ pub(super) fn send_in(
 
 #[async_trait]
 impl Queue for SqliteQueue {
+    /// One receive is one write transaction (a group-commit fsync); the
+    /// worker's single receive loop would otherwise top out at 10 messages
+    /// per fsync.
+    fn max_receive(&self) -> u32 {
+        MAX_RECEIVE
+    }
+
     async fn send(&self, msg: OutgoingMessage) -> Result<String> {
         check_id("group id", &msg.group_id)?;
         check_id("dedup id", &msg.dedup_id)?;
@@ -165,9 +174,9 @@ impl Queue for SqliteQueue {
         visibility: Duration,
         wait: Duration,
     ) -> Result<Vec<ReceivedMessage>> {
-        if !(1..=10).contains(&max) {
+        if !(1..=MAX_RECEIVE).contains(&max) {
             return Err(PortError::Invalid(format!(
-                "receive max must be 1..=10, got {max}"
+                "receive max must be 1..={MAX_RECEIVE}, got {max}"
             )));
         }
         let deadline = tokio::time::Instant::now() + wait;

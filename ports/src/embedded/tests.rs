@@ -180,7 +180,8 @@ async fn one_message_per_group_per_receive() {
 async fn queue_refuses_bad_input() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = bounded(open(&settings(&dir))).await.expect("open");
-    for max in [0, 11] {
+    assert_eq!(b.queue.max_receive(), 100);
+    for max in [0, b.queue.max_receive() + 1] {
         assert!(matches!(
             b.queue
                 .receive(max, Duration::from_secs(1), Duration::ZERO)
@@ -307,4 +308,29 @@ async fn wal_is_checkpointed_and_restarts_under_sustained_writes() {
         wal < 10 * 1024 * 1024,
         "WAL is {wal} bytes after 16 MiB written: it is not being checkpointed"
     );
+}
+
+/// One embedded receive hands out up to `max_receive()` (100) messages: the
+/// worker's single receive loop is not held to SQS's 10 per round trip.
+#[tokio::test]
+async fn embedded_receive_hands_out_more_than_ten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = bounded(open(&settings(&dir))).await.expect("open");
+    for i in 0..40 {
+        b.queue
+            .send(OutgoingMessage {
+                group_id: format!("g{i}"),
+                dedup_id: format!("d{i}"),
+                body: "b".into(),
+                attributes: Default::default(),
+            })
+            .await
+            .expect("send");
+    }
+    let got = b
+        .queue
+        .receive(40, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .expect("receive");
+    assert_eq!(got.len(), 40);
 }
