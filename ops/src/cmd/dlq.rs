@@ -69,12 +69,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .collect();
                 super::print_json(&json!(rows));
             } else if letters.is_empty() {
-                println!("DLQ is empty");
+                out!("DLQ is empty");
             } else {
                 for d in letters {
-                    println!(
+                    out!(
                         "{}  group {}  received {}x  reason: {}",
-                        d.id, d.group_id, d.receive_count, d.reason
+                        d.id,
+                        d.group_id,
+                        d.receive_count,
+                        d.reason
                     );
                 }
             }
@@ -112,7 +115,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 (None, false) => anyhow::bail!("give a dead letter id or --all"),
             };
             let n = queue.dlq_redrive(which).await.context("redriving")?;
-            println!("redrove {n} message(s)");
+            out!("redrove {n} message(s)");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -96,13 +96,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "values": set.values,
                 }));
             } else {
-                println!("kill-switch  {}", f.kill_switch.as_str());
-                println!("shadow       {}", if f.shadow { "on" } else { "off" });
-                println!("safe-mode    {}", if f.safe_mode { "on" } else { "off" });
+                out!("kill-switch  {}", f.kill_switch.as_str());
+                out!("shadow       {}", if f.shadow { "on" } else { "off" });
+                out!("safe-mode    {}", if f.safe_mode { "on" } else { "off" });
                 for (k, v) in set.values.iter().filter(|(k, _)| k.contains('.')) {
-                    println!("{k:<12} {v}");
+                    out!("{k:<12} {v}");
                 }
-                println!("(version {})", set.version);
+                out!("(version {})", set.version);
             }
         }
         Action::Set {
@@ -126,7 +126,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     &json!({"name": name, "value": value, "version": set.version, "actor": who}),
                 );
             } else {
-                println!("{name} = {value} (version {}, by {who})", set.version);
+                out!("{name} = {value} (version {}, by {who})", set.version);
             }
         }
         Action::History { limit } => {
@@ -146,7 +146,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 super::print_json(&json!(rows));
             } else {
                 for e in entries {
-                    println!(
+                    out!(
                         "{}  v{:<4} {:<20} {} -> {}  by {}: {}",
                         e.at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
                         e.version,

@@ -18,7 +18,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .context("provisioning")?;
     for line in lines {
-        println!("{line}");
+        out!("{line}");
     }
     Ok(ExitCode::SUCCESS)
 }

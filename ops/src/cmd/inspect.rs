@@ -43,13 +43,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "conversation {}  ({} events)",
         args.conversation,
         events.len()
     );
     for e in &events {
-        println!(
+        out!(
             "{:>4}  {}  {:<20} {}",
             e.seq,
             e.at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
@@ -58,7 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(state) = state {
-        println!(
+        out!(
             "\nprojection:\n{}",
             serde_json::to_string_pretty(&state).unwrap_or_default()
         );

@@ -36,5 +36,5 @@ pub fn block_on(fut: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode
 
 /// Print a value as pretty JSON.
 pub fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

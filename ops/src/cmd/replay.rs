@@ -67,7 +67,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             continue;
         }
         differ += 1;
-        println!(
+        out!(
             "DIFFERS {name}: stored version {:?}, log version {}",
             stored.as_ref().map(|p| p.version),
             rebuilt.version
@@ -82,13 +82,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("rewriting {name}"))?;
                 fixed += 1;
             } else {
-                println!(
+                out!(
                     "  not rewritten: the stored version differs from the log (is a worker running?)"
                 );
             }
         }
     }
-    println!(
+    out!(
         "{} streams: {same} match, {differ} differ{}",
         streams.len(),
         if args.verify {

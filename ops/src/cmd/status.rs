@@ -151,16 +151,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "breakers": breakers.as_ref().map(|b| b.iter().map(|(n, s)| (n.clone(), *s)).collect::<std::collections::BTreeMap<_, _>>()),
         }));
     } else {
-        println!("backend      {}", backend.description);
-        println!(
+        out!("backend      {}", backend.description);
+        out!(
             "queue        {} waiting, {} in flight",
-            stats.visible, stats.in_flight
+            stats.visible,
+            stats.in_flight
         );
-        println!(
+        out!(
             "oldest       {}",
             oldest.map_or("-".to_owned(), |s| format!("{s:.1} s"))
         );
-        println!(
+        out!(
             "dlq          {}{}",
             stats.dlq,
             if stats.dlq > 0 {
@@ -169,25 +170,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
-        println!("kill-switch  {}", flags.kill_switch.as_str());
-        println!("shadow       {}", if flags.shadow { "on" } else { "off" });
-        println!(
+        out!("kill-switch  {}", flags.kill_switch.as_str());
+        out!("shadow       {}", if flags.shadow { "on" } else { "off" });
+        out!(
             "safe-mode    {}",
             if flags.safe_mode { "on" } else { "off" }
         );
         if stuck.is_empty() {
-            println!(
+            out!(
                 "stuck        none (of {scanned} conversations; idle > {} s with unfinished actions)",
                 args.stuck_after
             );
         } else {
-            println!(
+            out!(
                 "stuck        {} conversation(s) idle > {} s with unfinished actions:",
                 stuck.len(),
                 args.stuck_after
             );
             for s in &stuck {
-                println!(
+                out!(
                     "  {}  idle {} s, {} pending{}  (switchyard inspect {})",
                     s.conversation,
                     s.idle_seconds,
@@ -203,13 +204,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         match &breakers {
             Some(b) if !b.is_empty() => {
                 let list: Vec<String> = b.iter().map(|(n, s)| format!("{n} {s}")).collect();
-                println!("breakers     {}", list.join(", "));
+                out!("breakers     {}", list.join(", "));
             }
-            Some(_) => println!(
+            Some(_) => out!(
                 "breakers     (serve at {} reports none yet)",
                 args.serve_url
             ),
-            None => println!("breakers     (no serve answering at {})", args.serve_url),
+            None => out!("breakers     (no serve answering at {})", args.serve_url),
         }
     }
     Ok(ExitCode::SUCCESS)
