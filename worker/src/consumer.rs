@@ -13,7 +13,7 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{Instrument as _, error, info, warn};
 
 use crate::Worker;
 use crate::process::Disposition;
@@ -110,6 +110,8 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
             error!(error = %e, "a conversation task failed");
         }
     }
+    worker.deletes.close();
+    worker.deletes.wait().await;
     info!("worker stopped");
 }
 
@@ -178,11 +180,20 @@ pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) 
     metrics::counter!("worker_messages_total", "outcome" => outcome).increment(1);
     match d {
         Disposition::Done => {
-            if let Err(e) = queue.delete(&m.receipt).await {
-                // The work is recorded; a redelivery resumes and finds
-                // nothing left to do.
-                warn!(error = %e, "delete failed");
-            }
+            // Everything is in the log already, so the delete need not hold
+            // up this conversation's next message: a delete that is lost
+            // (crash, outage) only means a redelivery, which resumes from
+            // the log and finds nothing left to do. The group stays blocked
+            // in the queue until the delete lands, so order holds.
+            let (queue, receipt) = (queue.clone(), m.receipt.clone());
+            worker.deletes.spawn(
+                async move {
+                    if let Err(e) = queue.delete(&receipt).await {
+                        warn!(error = %e, "delete failed");
+                    }
+                }
+                .in_current_span(),
+            );
             true
         }
         Disposition::Retry { after, reason } => {

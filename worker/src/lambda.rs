@@ -71,6 +71,10 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
         }
         failed
     });
+    // Deletes run in the background; finish them before Lambda freezes us.
+    worker.deletes.close();
+    worker.deletes.wait().await;
+    worker.deletes.reopen();
     let mut response = SqsBatchResponse::default();
     for id in join_all(per_group).await.into_iter().flatten() {
         let mut f = BatchItemFailure::default();

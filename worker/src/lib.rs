@@ -93,6 +93,9 @@ pub struct Worker {
     pub config: WorkerConfig,
     pub normalize: envelope::NormalizeConfig,
     pub faults: Arc<Faults>,
+    /// Queue deletes still on their way (see `consumer::apply`); waited for
+    /// at shutdown and at the end of a Lambda batch.
+    pub deletes: tokio_util::task::TaskTracker,
 }
 
 impl Worker {
@@ -109,6 +112,7 @@ impl Worker {
             config,
             normalize: envelope::NormalizeConfig::default(),
             faults: Arc::default(),
+            deletes: tokio_util::task::TaskTracker::new(),
         }
     }
 }
