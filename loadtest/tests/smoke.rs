@@ -79,6 +79,19 @@ fn run(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> (Output, serde_js
     (out, serde_json::from_str(&text).expect("report is JSON"))
 }
 
+/// The run exited 0 with verdict "pass"; returns its stdout for messages.
+fn assert_passed(out: &Output, report: &serde_json::Value) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["verdict"], "pass", "{stdout}");
+    stdout
+}
+
 fn scenario(name: &str) -> String {
     format!("{}/scenarios/{name}", env!("CARGO_MANIFEST_DIR"))
 }
@@ -104,14 +117,7 @@ fn smoke_run_passes_every_invariant() {
         &[],
         dir.path(),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(report["verdict"], "pass", "{stdout}");
+    let stdout = assert_passed(&out, &report);
     assert!(stdout.contains("invariants: all green"));
     // It really exercised what it claims to check.
     let acked = report["acked_2xx"].as_u64().expect("acked");
@@ -208,14 +214,7 @@ fn backlog_drain_is_checked_green() {
         &[],
         dir.path(),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(report["verdict"], "pass", "{stdout}");
+    let stdout = assert_passed(&out, &report);
     let distinct = report["distinct_events"].as_u64().expect("distinct");
     assert!(distinct > 200, "only {distinct} events\n{stdout}");
     let backlog = &report["backlog"];

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::Result;
+use crate::{PortError, Result};
 
 /// An event to append. `event_id` is unique across all streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,36 @@ pub struct NewEvent {
     pub kind: String,
     /// The event as JSON.
     pub body: String,
+}
+
+/// Most events in one append (DynamoDB's transaction limit shapes it: a
+/// guard and an item per event, plus the projection).
+pub const MAX_EVENTS: usize = 25;
+
+/// The checks every backend makes before an append touches storage: a
+/// stream name, 1..=[`MAX_EVENTS`] events, non-empty event ids, none twice.
+pub(crate) fn check_append(stream: &str, events: &[NewEvent]) -> Result<()> {
+    if stream.is_empty() {
+        return Err(PortError::Invalid("stream name is empty".into()));
+    }
+    if events.is_empty() || events.len() > MAX_EVENTS {
+        return Err(PortError::Invalid(format!(
+            "an append carries 1..={MAX_EVENTS} events, got {}",
+            events.len()
+        )));
+    }
+    for (i, e) in events.iter().enumerate() {
+        if e.event_id.is_empty() {
+            return Err(PortError::Invalid("event id is empty".into()));
+        }
+        if events[..i].iter().any(|o| o.event_id == e.event_id) {
+            return Err(PortError::Invalid(format!(
+                "event id {} appears twice in one append",
+                e.event_id
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,7 +32,7 @@ mod secrets;
 pub use backend::{AwsSettings, Backend, BackendConfig, EmbeddedSettings};
 pub use blobs::BlobStore;
 pub use error::{PortError, Result};
-pub use events::{EventStore, NewEvent, StoredEvent, StoredProjection};
+pub use events::{EventStore, MAX_EVENTS, NewEvent, StoredEvent, StoredProjection};
 pub use flags::{AuditEntry, FlagSet, FlagStore, Flags, KillSwitch};
 pub use intake::{ComposedIntake, EnqueueOnce, EnqueueOutcome, Intake};
 pub use ledger::{CreateOutcome, Ledger, LedgerRecord, LedgerState};

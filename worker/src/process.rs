@@ -103,19 +103,10 @@ impl Worker {
         let incoming = match expand(self, env, &stream.state).await {
             Expanded::Messages { update, messages } => {
                 if let Some(update) = update {
-                    // Optimistic: a redelivery finds its event id taken.
-                    match stream
-                        .append(events, vec![(Some(env.event_id.to_string()), update)])
-                        .await
-                    {
-                        Ok(()) => {}
-                        Err(PortError::AlreadyAppended { event_id })
-                            if event_id == env.event_id.as_str() =>
-                        {
-                            stream.reload(events).await?;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
+                    stream.stage(vec![(Some(env.event_id.to_string()), update)]);
+                    stream
+                        .flush_or_resume(events, env.event_id.as_str())
+                        .await?;
                 }
                 messages
             }
@@ -145,7 +136,8 @@ impl Worker {
         // re-decided. One that is not may still be in the log under its
         // event id (no message id to look up): the append below then fails
         // with `AlreadyAppended` and we resume from the reloaded stream —
-        // no extra read for every new message.
+        // no extra read for every new message (such a redelivery pays for
+        // one decision, possibly a classifier call, before it finds out).
         let seen = m
             .message_id
             .as_deref()
@@ -206,23 +198,17 @@ impl Worker {
                 stream.stage(vec![(None, request)]);
                 requested_now.insert(key);
             }
-            match stream.flush(events).await {
-                Ok(()) => info!(
+            if stream.flush_or_resume(events, &m.event_id).await? {
+                // Recorded before (a redelivery, or another delivery first):
+                // resume from the log.
+                requested_now.clear();
+            } else {
+                info!(
                     intent = decision.intent.as_deref().unwrap_or("none"),
                     route = decision.route.as_deref().unwrap_or("none"),
                     actions = decision.actions.len(),
                     "message recorded and decided"
-                ),
-                // Only this message's own id proves it is recorded; a taken
-                // derived id (`ev:<stream>:<seq>`) means our version was
-                // stale — an error, retried, never "done".
-                Err(PortError::AlreadyAppended { event_id }) if event_id == m.event_id => {
-                    // Recorded before (a redelivery, or another delivery
-                    // first): resume from the log.
-                    stream.reload(events).await?;
-                    requested_now.clear();
-                }
-                Err(e) => return Err(e.into()),
+                );
             }
         }
         self.run_pending(stream, requested_now).await

@@ -46,11 +46,26 @@ impl Stream {
         })
     }
 
-    /// Drop what is staged and load the stored state again (after an
-    /// append found its events already in the log).
-    pub async fn reload(&mut self, events: &dyn EventStore) -> Result<(), WorkerError> {
-        *self = Stream::load(events, &self.name, &self.causation, self.trace_id.clone()).await?;
-        Ok(())
+    /// [`Stream::flush`] for a message's first append, whose events include
+    /// `own_id` (the message's event id). Optimistic: no "already in the
+    /// log?" read first. `Ok(true)`: it was recorded before (a redelivery),
+    /// so what was staged is dropped and the stored state reloaded to resume
+    /// from. Only `own_id` proves that: a taken derived id
+    /// (`ev:<stream>:<seq>`) means a stale version — an error, retried.
+    pub async fn flush_or_resume(
+        &mut self,
+        events: &dyn EventStore,
+        own_id: &str,
+    ) -> Result<bool, WorkerError> {
+        match self.flush(events).await {
+            Ok(()) => Ok(false),
+            Err(PortError::AlreadyAppended { event_id }) if event_id == own_id => {
+                *self = Stream::load(events, &self.name, &self.causation, self.trace_id.clone())
+                    .await?;
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Fold `bodies` into the state now and keep them for the next
@@ -98,16 +113,6 @@ impl Stream {
         self.committed = self.state.version;
         self.staged.clear();
         Ok(())
-    }
-
-    /// Stage and flush at once.
-    pub async fn append(
-        &mut self,
-        events: &dyn EventStore,
-        bodies: Vec<(Option<String>, EventBody)>,
-    ) -> Result<(), PortError> {
-        self.stage(bodies);
-        self.flush(events).await
     }
 }
 

@@ -17,7 +17,6 @@
 //! `stream`, keys only) is sparse: `list_streams` scans it — one read of
 //! every stream's key per call, sorted here (cost O(streams); page with a
 //! large `limit` when replaying everything).
-use std::collections::HashSet;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -32,8 +31,6 @@ use crate::{EventStore, NewEvent, PortError, Result, StoredEvent, StoredProjecti
 
 /// Name of the sparse GSI over projection items (see module docs).
 pub const STREAMS_INDEX: &str = "streams";
-/// Most events in one append (the trait's contract).
-const MAX_EVENTS: usize = 25;
 
 #[derive(Debug, Clone)]
 pub(crate) struct AwsEventStore {
@@ -154,22 +151,7 @@ impl EventStore for AwsEventStore {
         events: Vec<NewEvent>,
         projection: String,
     ) -> Result<u64> {
-        if stream.is_empty() {
-            return Err(PortError::Invalid("stream name is empty".into()));
-        }
-        if events.is_empty() || events.len() > MAX_EVENTS {
-            return Err(PortError::Invalid(format!(
-                "append takes 1..={MAX_EVENTS} events, got {}",
-                events.len()
-            )));
-        }
-        let mut seen = HashSet::new();
-        if let Some(dup) = events.iter().find(|e| !seen.insert(&e.event_id)) {
-            return Err(PortError::Invalid(format!(
-                "event id {} appears twice in one append",
-                dup.event_id
-            )));
-        }
+        crate::events::check_append(stream, &events)?;
         let recorded_at = now_millis().timestamp_millis();
         let new_version = expected_version + events.len() as u64;
         let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();

@@ -7,9 +7,6 @@ use rusqlite::{OptionalExtension, params};
 use super::db::{Db, SqlResult, now_ms, to_i64, to_time, to_u64};
 use crate::{EventStore, NewEvent, PortError, Result, StoredEvent, StoredProjection};
 
-/// Most events one append may carry (DynamoDB's transaction limit shapes it).
-const MAX_EVENTS: usize = 25;
-
 #[derive(Debug, Clone)]
 pub struct SqliteEvents {
     db: Db,
@@ -40,26 +37,7 @@ impl EventStore for SqliteEvents {
         events: Vec<NewEvent>,
         projection: String,
     ) -> Result<u64> {
-        if stream.is_empty() {
-            return Err(PortError::Invalid("stream name is empty".into()));
-        }
-        if events.is_empty() || events.len() > MAX_EVENTS {
-            return Err(PortError::Invalid(format!(
-                "an append carries 1..={MAX_EVENTS} events, got {}",
-                events.len()
-            )));
-        }
-        for (i, e) in events.iter().enumerate() {
-            if e.event_id.is_empty() {
-                return Err(PortError::Invalid("event id is empty".into()));
-            }
-            if events[..i].iter().any(|o| o.event_id == e.event_id) {
-                return Err(PortError::Invalid(format!(
-                    "event id {} appears twice in one append",
-                    e.event_id
-                )));
-            }
-        }
+        crate::events::check_append(stream, &events)?;
         let stream = stream.to_owned();
         self.db
             .write(move |conn| {

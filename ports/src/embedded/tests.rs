@@ -20,6 +20,20 @@ fn ev(id: &str) -> NewEvent {
     }
 }
 
+/// A message without attributes.
+fn message(
+    group: impl Into<String>,
+    dedup: impl Into<String>,
+    body: impl Into<String>,
+) -> OutgoingMessage {
+    OutgoingMessage {
+        group_id: group.into(),
+        dedup_id: dedup.into(),
+        body: body.into(),
+        attributes: Default::default(),
+    }
+}
+
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), f)
         .await
@@ -109,12 +123,7 @@ async fn data_survives_reopen_and_provision_is_idempotent() {
             .await
             .expect("flag");
         b.queue
-            .send(OutgoingMessage {
-                group_id: "g".into(),
-                dedup_id: "d".into(),
-                body: "hello".into(),
-                attributes: Default::default(),
-            })
+            .send(message("g", "d", "hello"))
             .await
             .expect("send");
     }
@@ -155,15 +164,7 @@ async fn one_message_per_group_per_receive() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = bounded(open(&settings(&dir))).await.expect("open");
     for (g, d) in [("a", "a1"), ("a", "a2"), ("b", "b1")] {
-        b.queue
-            .send(OutgoingMessage {
-                group_id: g.into(),
-                dedup_id: d.into(),
-                body: d.into(),
-                attributes: Default::default(),
-            })
-            .await
-            .expect("send");
+        b.queue.send(message(g, d, d)).await.expect("send");
     }
     let got = b
         .queue
@@ -191,15 +192,7 @@ async fn queue_refuses_bad_input() {
     }
     let long = "x".repeat(129);
     for (g, d) in [(long.as_str(), "d"), ("g", ""), ("g", "has space")] {
-        let r = b
-            .queue
-            .send(OutgoingMessage {
-                group_id: g.into(),
-                dedup_id: d.into(),
-                body: "b".into(),
-                attributes: Default::default(),
-            })
-            .await;
+        let r = b.queue.send(message(g, d, "b")).await;
         assert!(matches!(r, Err(PortError::Invalid(_))), "{g:?}/{d:?}");
     }
     assert!(matches!(
@@ -318,12 +311,7 @@ async fn embedded_receive_hands_out_more_than_ten() {
     let b = bounded(open(&settings(&dir))).await.expect("open");
     for i in 0..40 {
         b.queue
-            .send(OutgoingMessage {
-                group_id: format!("g{i}"),
-                dedup_id: format!("d{i}"),
-                body: "b".into(),
-                attributes: Default::default(),
-            })
+            .send(message(format!("g{i}"), format!("d{i}"), "b"))
             .await
             .expect("send");
     }
