@@ -397,6 +397,21 @@ async fn health_readiness_metrics_and_raw_email() {
         let resp = app.http.get(app.url("/metrics")).send().await.unwrap();
         let text = resp.text().await.unwrap();
         assert!(text.contains("switchyard_ingress_accepted_total"), "{text}");
+        if tb.name == "embedded" {
+            // What each durable write costs, for operators and the docs'
+            // frames-per-message numbers: counted by the writer thread.
+            for name in [
+                "switchyard_sqlite_commits_total",
+                "switchyard_sqlite_write_jobs_total",
+                "switchyard_sqlite_wal_frames_total",
+            ] {
+                let value: f64 = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("{name} missing: {text}"));
+                assert!(value >= 1.0, "{name} = {value}");
+            }
+        }
     }
 }
 

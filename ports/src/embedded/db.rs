@@ -263,6 +263,19 @@ fn run_in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<
     }
 }
 
+/// The writer's metrics (Prometheus names): what each durable write costs.
+pub mod m {
+    /// Group-commit transactions (one WAL fsync each).
+    pub const COMMITS: &str = "switchyard_sqlite_commits_total";
+    /// Write jobs (sends, appends, receives, deletes...) committed.
+    pub const JOBS: &str = "switchyard_sqlite_write_jobs_total";
+    /// 4 KiB pages appended to the WAL (each copied back once more by a
+    /// checkpoint).
+    pub const WAL_FRAMES: &str = "switchyard_sqlite_wal_frames_total";
+    /// Time in COMMIT: WAL writes plus the fsync.
+    pub const COMMIT_SECONDS: &str = "switchyard_sqlite_commit_seconds";
+}
+
 /// WAL pages after which the writer checkpoints (SQLite's default).
 const CHECKPOINT_PAGES: i64 = 1_000;
 
@@ -274,6 +287,7 @@ fn writer_loop(
     wal_pages: &AtomicI64,
 ) {
     let mut checkpoint_at = CHECKPOINT_PAGES;
+    let mut wal_before: i64 = 0;
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut finishers: Vec<Finish> = Vec::with_capacity(max_batch);
     while let Ok(first) = rx.recv() {
@@ -295,9 +309,24 @@ fn writer_loop(
         for job in batch.drain(..) {
             finishers.push(job(&conn));
         }
+        let jobs = finishers.len();
+        let committing = std::time::Instant::now();
         let committed = conn.execute_batch("COMMIT").db();
         if committed.is_ok() {
             commits.fetch_add(1, Ordering::Relaxed);
+            // The WAL's size in frames after this commit (the hook's count
+            // starts again after a restart): what this commit wrote.
+            let pages = wal_pages.load(Ordering::Relaxed);
+            let frames = if pages >= wal_before {
+                pages - wal_before
+            } else {
+                pages
+            };
+            wal_before = pages;
+            metrics::counter!(m::COMMITS).increment(1);
+            metrics::counter!(m::JOBS).increment(jobs as u64);
+            metrics::counter!(m::WAL_FRAMES).increment(u64::try_from(frames).unwrap_or(0));
+            metrics::histogram!(m::COMMIT_SECONDS).record(committing.elapsed().as_secs_f64());
         } else {
             tracing::warn!(
                 jobs = finishers.len(),
@@ -319,7 +348,11 @@ fn writer_loop(
             checkpoint_at = checkpoint_at.min(pages + CHECKPOINT_PAGES);
             continue;
         }
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        }) {
+            // All copied back: the next commit restarts the WAL.
+            Ok((log, copied)) if log == copied => wal_before = 0,
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "sqlite: checkpoint failed; the WAL keeps the data")

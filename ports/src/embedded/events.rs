@@ -135,11 +135,9 @@ impl EventStore for SqliteEvents {
         self.db
             .read(move |conn| {
                 let row: Option<(i64, String)> = conn
-                    .query_row(
-                        "SELECT version, state FROM projections WHERE stream = ?1",
-                        [&stream],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
+                    .prepare_cached("SELECT version, state FROM projections WHERE stream = ?1")
+                    .db()?
+                    .query_row([&stream], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()
                     .db()?;
                 row.map(|(version, state)| {

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use super::db::{Db, SqlResult, dur_ms, now_ms, to_time, to_u64};
 use super::queue_sql::{
     NewRow, attrs_from_json, attrs_to_json, insert_message, move_to_dlq, receive_now,
-    remove_message, seq_of_receipt,
+    remove_message, seq_of_receipt, set_visible_at,
 };
 use crate::queue::ATTR_DLQ_REASON;
 use crate::{
@@ -220,16 +220,11 @@ impl Queue for SqliteQueue {
         let receipt = receipt.to_owned();
         self.db
             .write(move |conn| {
-                let n = conn
-                    .execute(
-                        "UPDATE queue_messages SET visible_at = ?2 WHERE receipt = ?1",
-                        params![receipt, now_ms() + dur_ms(visibility)],
-                    )
-                    .db()?;
-                if n == 0 {
-                    return Err(stale_receipt());
+                if set_visible_at(conn, &receipt, now_ms() + dur_ms(visibility))? {
+                    Ok(())
+                } else {
+                    Err(stale_receipt())
                 }
-                Ok(())
             })
             .await?;
         self.ready.notify_waiters();
@@ -347,11 +342,15 @@ impl Queue for SqliteQueue {
                 let (total, in_flight, dlq, oldest): (i64, i64, i64, Option<i64>) = conn
                     .query_row(
                         "SELECT (SELECT COUNT(*) FROM queue_messages),
-                                (SELECT COUNT(*) FROM queue_groups g
-                                   JOIN queue_messages m ON m.seq = g.head_seq
-                                  WHERE m.receipt IS NOT NULL AND m.visible_at > ?1),
+                                -- Only heads are ever received: these are heads.
+                                (SELECT COUNT(*) FROM queue_messages
+                                  WHERE receipt IS NOT NULL AND visible_at > ?1),
                                 (SELECT COUNT(*) FROM queue_dlq),
-                                (SELECT MIN(sent_at) FROM queue_messages)",
+                                -- Rows are sent in seq order (a redrive sends anew),
+                                -- so the first row is the oldest: no scan of the
+                                -- backlog, which `COUNT(*)` keeps to its smallest
+                                -- index.
+                                (SELECT sent_at FROM queue_messages ORDER BY seq LIMIT 1)",
                         [now],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                     )

@@ -97,13 +97,42 @@ pub fn remove_message(conn: &Connection, seq: i64) -> Result<()> {
     Ok(())
 }
 
-/// The main-queue row holding `receipt`, if any.
+/// A new receipt for row `seq`: `<seq>.<random nonce>`. The row is found
+/// by its primary key (no receipt index to maintain), and the nonce — fresh
+/// for every delivery — makes an earlier delivery's receipt stale.
+fn mint_receipt(seq: i64) -> String {
+    format!("{seq}.{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The main-queue row holding `receipt`, if any (a receipt of any other
+/// shape names none).
 pub fn seq_of_receipt(conn: &Connection, receipt: &str) -> Result<Option<i64>> {
-    conn.prepare_cached("SELECT seq FROM queue_messages WHERE receipt = ?1")
+    let Some(seq) = receipt_seq(receipt) else {
+        return Ok(None);
+    };
+    conn.prepare_cached("SELECT seq FROM queue_messages WHERE seq = ?1 AND receipt = ?2")
         .db()?
-        .query_row([receipt], |r| r.get(0))
+        .query_row(params![seq, receipt], |r| r.get(0))
         .optional()
         .db()
+}
+
+/// Hide the row holding `receipt` until `visible_at`. `Ok(false)`: no row
+/// holds it.
+pub fn set_visible_at(conn: &Connection, receipt: &str, visible_at: i64) -> Result<bool> {
+    let Some(seq) = receipt_seq(receipt) else {
+        return Ok(false);
+    };
+    let n = conn
+        .prepare_cached("UPDATE queue_messages SET visible_at = ?3 WHERE seq = ?1 AND receipt = ?2")
+        .db()?
+        .execute(params![seq, receipt, visible_at])
+        .db()?;
+    Ok(n > 0)
+}
+
+fn receipt_seq(receipt: &str) -> Option<i64> {
+    receipt.split_once('.')?.0.parse().ok()
 }
 
 /// Move one main-queue row to the DLQ; `set_attr` adds the reason as the
@@ -215,7 +244,7 @@ pub fn receive_now(
                 moved = true;
                 continue;
             }
-            let receipt = uuid::Uuid::new_v4().simple().to_string();
+            let receipt = mint_receipt(head.seq);
             let count = head.receive_count + 1;
             conn.prepare_cached(
                 "UPDATE queue_messages SET receipt = ?2, receive_count = ?3, visible_at = ?4

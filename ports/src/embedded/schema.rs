@@ -84,6 +84,39 @@ const MIGRATIONS: &[&str] = &[
         new     TEXT    NOT NULL
     );
     "#,
+    // 2: queue_messages without its two UNIQUE indexes (and with a small
+    // partial index of messages in flight instead). Nothing looks a
+    // message up by id, and a receipt now names its row (`<seq>.<nonce>`),
+    // so each index only cost a random B-tree page per send, receive and
+    // delete. SQLite cannot drop a column constraint: rebuild the table
+    // (seq values, hence FIFO order and AUTOINCREMENT's high mark, kept).
+    r#"
+    CREATE TABLE queue_messages_v2 (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        id            TEXT    NOT NULL,
+        group_id      TEXT    NOT NULL,
+        dedup_id      TEXT    NOT NULL,
+        body          TEXT    NOT NULL,
+        attributes    TEXT    NOT NULL,
+        sent_at       INTEGER NOT NULL,
+        receive_count INTEGER NOT NULL DEFAULT 0,
+        visible_at    INTEGER NOT NULL DEFAULT 0,
+        receipt       TEXT
+    );
+    INSERT INTO queue_messages_v2
+        (seq, id, group_id, dedup_id, body, attributes, sent_at, receive_count, visible_at, receipt)
+        SELECT seq, id, group_id, dedup_id, body, attributes, sent_at, receive_count, visible_at, receipt
+        FROM queue_messages;
+    DELETE FROM sqlite_sequence WHERE name = 'queue_messages_v2';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'queue_messages_v2', seq FROM sqlite_sequence WHERE name = 'queue_messages';
+    DROP TABLE queue_messages;
+    ALTER TABLE queue_messages_v2 RENAME TO queue_messages;
+    CREATE INDEX queue_messages_group ON queue_messages (group_id, seq);
+    -- Messages in flight, for `stats` without a scan of the backlog. Keys
+    -- are "now + visibility", so entries land on the same few pages.
+    CREATE INDEX queue_in_flight ON queue_messages (visible_at) WHERE receipt IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -116,4 +149,89 @@ pub fn migrate(conn: &mut Connection) -> Result<(u32, u32)> {
 
 fn version(conn: &Connection) -> Result<u32> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0)).db()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-1 file with a backlog (one message in flight) migrates to
+    /// the current schema with every row, its order and the sequence's high
+    /// mark kept, and without the dropped indexes.
+    #[test]
+    fn a_version_1_queue_migrates_with_its_rows_and_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("db")).expect("sqlite");
+        conn.execute_batch(MIGRATIONS[0]).expect("sqlite");
+        conn.pragma_update(None, "user_version", 1).expect("sqlite");
+        for (seq, group) in [(7, "a"), (8, "b"), (9, "a")] {
+            conn.execute(
+                "INSERT INTO queue_messages (seq, id, group_id, dedup_id, body, attributes, sent_at, receipt)
+                 VALUES (?1, ?2, ?3, ?2, 'body', '{}', 0, CASE WHEN ?1 = 8 THEN 'old-receipt' END)",
+                rusqlite::params![seq, format!("m{seq}"), group],
+            )
+            .expect("sqlite");
+        }
+        // The highest seq was taken and its row deleted: it must not return.
+        conn.execute("DELETE FROM queue_messages WHERE seq = 9", [])
+            .expect("sqlite");
+        conn.execute(
+            "UPDATE sqlite_sequence SET seq = 12 WHERE name = 'queue_messages'",
+            [],
+        )
+        .expect("sqlite");
+
+        assert_eq!(migrate(&mut conn).expect("migrates"), (1, CURRENT));
+
+        let rows: Vec<(i64, String, Option<String>)> = conn
+            .prepare("SELECT seq, id, receipt FROM queue_messages ORDER BY seq")
+            .expect("sqlite")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("sqlite")
+            .collect::<rusqlite::Result<_>>()
+            .expect("sqlite");
+        assert_eq!(
+            rows,
+            vec![
+                (7, "m7".to_owned(), None),
+                (8, "m8".to_owned(), Some("old-receipt".to_owned()))
+            ]
+        );
+        let unique: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_index_list('queue_messages') WHERE \"unique\" = 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("sqlite");
+        assert_eq!(unique, 0, "no unique index left on queue_messages");
+        conn.execute(
+            "INSERT INTO queue_messages (id, group_id, dedup_id, body, attributes, sent_at)
+             VALUES ('new', 'c', 'new', 'body', '{}', 0)",
+            [],
+        )
+        .expect("sqlite");
+        assert_eq!(
+            conn.last_insert_rowid(),
+            13,
+            "AUTOINCREMENT's high mark kept"
+        );
+        let group_index: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_index_list('queue_messages') WHERE name = 'queue_messages_group'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("sqlite");
+        assert_eq!(group_index, 1);
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM queue_messages
+                 WHERE receipt IS NOT NULL AND visible_at > 0",
+                [],
+                |r| r.get(3),
+            )
+            .expect("sqlite");
+        assert!(plan.contains("queue_in_flight"), "{plan}");
+    }
 }

@@ -118,6 +118,12 @@ pub async fn queue_stale_receipt_refused(h: &Harness) {
         ),
         "change_visibility with a stale receipt is refused"
     );
+    for garbage in ["", "not-a-receipt", "1.", "99999.nonce"] {
+        assert!(
+            q.delete(garbage).await.is_err(),
+            "a receipt no delivery minted ({garbage:?}) deletes nothing"
+        );
+    }
     // Still in flight under the fresh receipt: not visible, deletable.
     receive_none(&h.b, secs(30), Duration::ZERO).await;
     q.delete(&again[0].receipt)
