@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::checker::{Checked, Violation};
 use crate::faults::{Applied, Flipped};
-use crate::sample::{ProcSample, QueueSample};
+use crate::sample::{ProcSample, QueueSample, WriterSample};
 use crate::send::{Outcome, new_hist};
 
 /// Latency percentiles in milliseconds.
@@ -59,6 +59,19 @@ pub struct ServeUsage {
     pub rss_peak_mb: f64,
 }
 
+/// What serve's SQLite writer did over the run (embedded backend), per
+/// acknowledged webhook: the durable-write work behind each message.
+#[derive(Debug, Clone, Serialize)]
+pub struct WriterUsage {
+    pub commits: f64,
+    pub jobs: f64,
+    pub wal_frames: f64,
+    pub commit_s: f64,
+    pub jobs_per_commit: f64,
+    pub jobs_per_webhook: f64,
+    pub wal_frames_per_webhook: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct KillSwitchReport {
     pub flip_at_s: f64,
@@ -99,6 +112,7 @@ pub struct Report {
     pub downstream_calls: BTreeMap<String, u64>,
     pub kill_switch: Vec<KillSwitchReport>,
     pub serve: Option<ServeUsage>,
+    pub writer: Option<WriterUsage>,
     pub faults: Vec<Applied>,
     pub violations: Vec<Violation>,
     pub timeline: Vec<Slice>,
@@ -154,6 +168,8 @@ pub struct Inputs<'a> {
     pub applied: Vec<Applied>,
     pub queue: Vec<QueueSample>,
     pub serve: Option<(u32, ProcSample, ProcSample)>,
+    /// serve's writer counters' growth over the run.
+    pub writer: Option<WriterSample>,
 }
 
 pub fn build(i: Inputs<'_>) -> Report {
@@ -268,6 +284,18 @@ pub fn build(i: Inputs<'_>) -> Report {
             rss_peak_mb: after.hwm_kb as f64 / 1024.0,
         }
     });
+    let writer = i.writer.map(|w| {
+        let per = |x: f64| x / (acked.max(1) as f64);
+        WriterUsage {
+            commits: w.commits,
+            jobs: w.jobs,
+            wal_frames: w.wal_frames,
+            commit_s: w.commit_s,
+            jobs_per_commit: w.jobs / w.commits.max(1.0),
+            jobs_per_webhook: per(w.jobs),
+            wal_frames_per_webhook: per(w.wal_frames),
+        }
+    });
     Report {
         scenario: i.scenario.name.clone(),
         description: i.scenario.description.clone(),
@@ -308,6 +336,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         downstream_calls,
         kill_switch,
         serve,
+        writer,
         faults: i.applied,
         violations,
         timeline,
@@ -394,6 +423,12 @@ pub fn text(r: &Report) -> String {
         s += &format!(
             "serve pid {}: CPU {:.2} s = {:.0} µs per acked webhook; RSS end {:.1} MB, peak (VmHWM) {:.1} MB\n",
             u.pid, u.cpu_s, u.cpu_per_event_us, u.rss_end_mb, u.rss_peak_mb
+        );
+    }
+    if let Some(w) = &r.writer {
+        s += &format!(
+            "sqlite writer: {:.0} commits ({:.1} jobs each, {:.2} s in COMMIT); per acked webhook {:.2} write jobs, {:.1} WAL frames\n",
+            w.commits, w.jobs_per_commit, w.commit_s, w.jobs_per_webhook, w.wal_frames_per_webhook
         );
     }
     // The classifier is a POST that writes nothing.

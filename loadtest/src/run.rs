@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::RunArgs;
 use crate::checker::{self, Violation};
 use crate::report::{self, Inputs};
-use crate::sample::{self, proc_sample};
+use crate::sample::{self, WriterSample, proc_sample};
 use crate::scenario::{Scenario, parse_duration};
 use crate::send::{self, Live, Target};
 use crate::target::{self, Fake};
@@ -163,6 +163,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let start = Instant::now();
     let start_utc = chrono::Utc::now();
     let mut proc_before = pid.and_then(proc_sample);
+    let scraper = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    // (The counters appear with the first commit: none yet counts as zero.)
+    let mut writer_before = WriterSample::scrape(&scraper, &base)
+        .await
+        .unwrap_or_default();
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = backend.clone().map(|b| {
         let every = Duration::from_millis(if total > Duration::from_secs(600) {
@@ -205,6 +213,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             .await?;
         pid = Some(worker.pid);
         proc_before = proc_sample(worker.pid);
+        writer_before = WriterSample::scrape(&scraper, &worker.base)
+            .await
+            .unwrap_or_default();
         spawned = Some(worker);
     }
 
@@ -216,6 +227,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     };
     let drain = drain_start.elapsed();
     let proc_after = pid.and_then(proc_sample);
+    // (--backlog restarted serve: ask the one running now.)
+    let now_base = spawned.as_ref().map_or(base.as_str(), |s| s.base.as_str());
+    let writer = WriterSample::scrape(&scraper, now_base)
+        .await
+        .map(|after| after.since(writer_before));
     stop.store(true, Ordering::Relaxed);
     let queue = match sampler {
         Some(t) => t.await.unwrap_or_default(),
@@ -273,6 +289,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             .zip(proc_before)
             .zip(proc_after)
             .map(|((p, b), a)| (p, b, a)),
+        writer,
     });
     if args.backlog {
         report = report.with_backlog();

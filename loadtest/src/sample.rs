@@ -82,3 +82,74 @@ pub async fn queue_depth(
     }
     out
 }
+
+/// The embedded writer's counters from serve's `/metrics` (absent on the
+/// AWS backend, or when serve does not answer).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct WriterSample {
+    pub commits: f64,
+    pub jobs: f64,
+    pub wal_frames: f64,
+    pub commit_s: f64,
+}
+
+impl WriterSample {
+    /// Parse the Prometheus text exposition; `None` without the counters.
+    pub fn parse(text: &str) -> Option<WriterSample> {
+        let value = |name: &str| {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .find_map(|v| v.trim().parse::<f64>().ok())
+        };
+        Some(WriterSample {
+            commits: value("switchyard_sqlite_commits_total")?,
+            jobs: value("switchyard_sqlite_write_jobs_total")?,
+            wal_frames: value("switchyard_sqlite_wal_frames_total")?,
+            commit_s: value("switchyard_sqlite_commit_seconds_sum").unwrap_or(0.0),
+        })
+    }
+
+    /// Scrape `base/metrics`.
+    pub async fn scrape(client: &reqwest::Client, base: &str) -> Option<WriterSample> {
+        let resp = client.get(format!("{base}/metrics")).send().await.ok()?;
+        WriterSample::parse(&resp.text().await.ok()?)
+    }
+
+    /// The counters' growth since `before`.
+    pub fn since(self, before: WriterSample) -> WriterSample {
+        WriterSample {
+            commits: self.commits - before.commits,
+            jobs: self.jobs - before.jobs,
+            wal_frames: self.wal_frames - before.wal_frames,
+            commit_s: self.commit_s - before.commit_s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_counters_are_read_from_the_exposition() {
+        let text = "# TYPE switchyard_sqlite_commits_total counter\n\
+                    switchyard_sqlite_commits_total 10\n\
+                    switchyard_sqlite_write_jobs_total 150\n\
+                    switchyard_sqlite_wal_frames_total 1030\n\
+                    switchyard_sqlite_commit_seconds{quantile=\"0.5\"} 0.001\n\
+                    switchyard_sqlite_commit_seconds_sum 0.25\n";
+        let w = WriterSample::parse(text).expect("counters present");
+        assert_eq!(
+            (w.commits, w.jobs, w.wal_frames, w.commit_s),
+            (10.0, 150.0, 1030.0, 0.25)
+        );
+        let d = w.since(WriterSample {
+            commits: 4.0,
+            jobs: 50.0,
+            wal_frames: 30.0,
+            commit_s: 0.05,
+        });
+        assert_eq!((d.commits, d.jobs, d.wal_frames), (6.0, 100.0, 1000.0));
+        assert!(WriterSample::parse("switchyard_ingress_requests_total 3\n").is_none());
+    }
+}
