@@ -193,13 +193,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     if let Some(s) = &signer {
         generator = generator.with_signer(s.clone());
     }
-    let target = Target {
-        base: base.clone(),
-        token: token.clone(),
-        token_header: args.token_header.clone(),
+    let target = Target::new(
+        &base,
+        token.clone(),
+        args.token_header.clone(),
         client,
         unpooled,
-    };
+    )?;
     let outcomes = send::run(phases, generator, target, start, args.max_in_flight, live).await;
     bar.abort();
     eprintln!();

@@ -72,7 +72,8 @@ pub fn new_hist() -> Histogram<u64> {
 /// Where and how to send.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub base: String,
+    /// `base` + each route's path, parsed once (richpanel, email, ses).
+    urls: [reqwest::Url; 3],
     pub token: String,
     pub token_header: String,
     pub client: reqwest::Client,
@@ -80,6 +81,37 @@ pub struct Target {
     /// close a connection after refusing a body it did not read, and a
     /// pooled connection racing that close would fail a valid request.
     pub unpooled: reqwest::Client,
+}
+
+impl Target {
+    pub fn new(
+        base: &str,
+        token: String,
+        token_header: String,
+        client: reqwest::Client,
+        unpooled: reqwest::Client,
+    ) -> anyhow::Result<Target> {
+        let url = |r: Route| {
+            reqwest::Url::parse(&format!("{base}{}", r.path()))
+                .map_err(|e| anyhow::anyhow!("target {base:?}: {e}"))
+        };
+        Ok(Target {
+            urls: [url(Route::Richpanel)?, url(Route::Email)?, url(Route::Ses)?],
+            token,
+            token_header,
+            client,
+            unpooled,
+        })
+    }
+
+    fn url(&self, r: Route) -> reqwest::Url {
+        let [richpanel, email, ses] = &self.urls;
+        match r {
+            Route::Richpanel => richpanel.clone(),
+            Route::Email => email.clone(),
+            Route::Ses => ses.clone(),
+        }
+    }
 }
 
 /// Planned number of arrivals of `phases`.
@@ -93,9 +125,15 @@ pub fn planned(phases: &[Resolved]) -> u64 {
 /// Send every arrival of `phases` at its intended time; returns when all
 /// answers are in. `max_in_flight` bounds open requests: an arrival that
 /// finds none free is recorded as `client_saturated` (never delayed).
+///
+/// The schedule is kept by a thread of its own sleeping to each intended
+/// time (the kernel's timers are precise to tens of µs; tokio's timer
+/// wheel works in whole milliseconds, which sent requests in bursts up to
+/// 1 ms late and counted that lateness as server latency). Requests are
+/// then sent from the async runtime.
 pub async fn run(
     phases: Vec<Resolved>,
-    mut generator: Generator,
+    generator: Generator,
     target: Target,
     start: Instant,
     max_in_flight: usize,
@@ -109,55 +147,99 @@ pub async fn run(
         }
         all
     });
-    let permits = Arc::new(Semaphore::new(max_in_flight));
-    let mut phase_start = Duration::ZERO;
-    for phase in phases {
-        let interval = 1.0 / phase.rate;
-        let mut i: u64 = 0;
-        loop {
-            let offset = Duration::from_secs_f64(i as f64 * interval);
-            if offset >= phase.duration {
-                break;
-            }
-            i += 1;
-            let intended = phase_start + offset;
-            tokio::time::sleep_until(start + intended).await;
-            let (req, copies) = match generator.next_arrival() {
-                Arrival::One(r) => (r, 1),
-                Arrival::Concurrent(r) => (r, 2),
-            };
-            for _ in 0..copies {
-                let permit = match permits.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) => {
-                        let now = start.elapsed();
-                        live.done.fetch_add(1, Ordering::Relaxed);
-                        live.errors.fetch_add(1, Ordering::Relaxed);
-                        let _ = tx.send(failed(&req, intended, now, "client_saturated"));
-                        continue;
-                    }
-                };
-                let (req, target, tx, live) =
-                    (req.clone(), target.clone(), tx.clone(), live.clone());
-                tokio::spawn(async move {
-                    let o = send_one(&req, &target, start, intended).await;
-                    let lat = o.latency().as_micros().max(1) as u64;
-                    if let Ok(mut h) = live.latency.lock() {
-                        let _ = h.record(lat);
-                    }
-                    if !(200..300).contains(&o.status) && !o.kind.malformed() {
-                        live.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    live.done.fetch_add(1, Ordering::Relaxed);
-                    let _ = tx.send(o);
-                    drop(permit);
-                });
-            }
+    let pacer = Pacer {
+        runtime: tokio::runtime::Handle::current(),
+        target: Arc::new(target),
+        permits: Arc::new(Semaphore::new(max_in_flight)),
+        start,
+        live,
+        tx,
+    };
+    let paced = std::thread::Builder::new()
+        .name("loadtest-pacer".into())
+        .spawn(move || pacer.pace(phases, generator));
+    match paced {
+        // The pacer drops its sender when done; the collector then ends
+        // once every request task has dropped its clone.
+        Ok(thread) => {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        phase_start += phase.duration;
+        Err(e) => eprintln!("loadtest: cannot start the pacer thread: {e}"),
     }
-    drop(tx);
     collector.await.unwrap_or_default()
+}
+
+/// What the pacer thread needs to start requests on the runtime.
+struct Pacer {
+    runtime: tokio::runtime::Handle,
+    target: Arc<Target>,
+    permits: Arc<Semaphore>,
+    start: Instant,
+    live: Arc<Live>,
+    tx: mpsc::UnboundedSender<Outcome>,
+}
+
+impl Pacer {
+    fn pace(self, phases: Vec<Resolved>, mut generator: Generator) {
+        let start = self.start.into_std();
+        let mut phase_start = Duration::ZERO;
+        for phase in phases {
+            let interval = 1.0 / phase.rate;
+            let mut i: u64 = 0;
+            loop {
+                let offset = Duration::from_secs_f64(i as f64 * interval);
+                if offset >= phase.duration {
+                    break;
+                }
+                i += 1;
+                let intended = phase_start + offset;
+                let late = start.elapsed();
+                if intended > late {
+                    std::thread::sleep(intended - late);
+                }
+                let (req, copies) = match generator.next_arrival() {
+                    Arrival::One(r) => (r, 1),
+                    Arrival::Concurrent(r) => (r, 2),
+                };
+                let req = Arc::new(req);
+                for _ in 0..copies {
+                    self.launch(Arc::clone(&req), intended);
+                }
+            }
+            phase_start += phase.duration;
+        }
+    }
+
+    fn launch(&self, req: Arc<Request>, intended: Duration) {
+        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            let now = self.start.elapsed();
+            self.live.done.fetch_add(1, Ordering::Relaxed);
+            self.live.errors.fetch_add(1, Ordering::Relaxed);
+            let _ = self
+                .tx
+                .send(failed(&req, intended, now, "client_saturated"));
+            return;
+        };
+        let (target, tx, live, start) = (
+            Arc::clone(&self.target),
+            self.tx.clone(),
+            Arc::clone(&self.live),
+            self.start,
+        );
+        self.runtime.spawn(async move {
+            let o = send_one(&req, &target, start, intended).await;
+            let lat = o.latency().as_micros().max(1) as u64;
+            if let Ok(mut h) = live.latency.lock() {
+                let _ = h.record(lat);
+            }
+            if !(200..300).contains(&o.status) && !o.kind.malformed() {
+                live.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            live.done.fetch_add(1, Ordering::Relaxed);
+            let _ = tx.send(o);
+            drop(permit);
+        });
+    }
 }
 
 fn failed(req: &Request, intended: Duration, now: Duration, why: &str) -> Outcome {
@@ -190,7 +272,7 @@ async fn send_one(req: &Request, t: &Target, start: Instant, intended: Duration)
         &t.client
     };
     let mut builder = client
-        .post(format!("{}{}", t.base, req.route.path()))
+        .post(t.url(req.route))
         .header(reqwest::header::CONTENT_TYPE, req.content_type)
         .header(t.token_header.as_str(), token);
     if req.route == Route::Ses {
