@@ -276,6 +276,24 @@ async fn webhooks_become_ordered_streams_and_replay_verifies(kind: &'static str)
         !logs.contains(TOKEN),
         "a log line carries the webhook token"
     );
+    // JSON lines, each acknowledgement with its webhook span's ids, all
+    // written out by the time serve exited (the log writer's queue drained).
+    let acked: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "webhook acknowledged")
+        .collect();
+    assert_eq!(
+        acked.len(),
+        conversations * per + 1,
+        "one line per acknowledged webhook (and the duplicate)"
+    );
+    assert!(
+        acked
+            .iter()
+            .all(|l| l["span"]["event_id"].is_string() && l["span"]["conversation_id"].is_string()),
+        "an acknowledgement line without its ids"
+    );
 
     data.cmd()
         .args(["replay", "--all", "--verify"])

@@ -49,7 +49,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    crate::telemetry::init(&args.log_format);
+    let _log = crate::telemetry::init(&args.log_format);
     let rules = match &args.rules {
         Some(path) => Rules::load(path)?,
         None => Rules::default_rules()?,
