@@ -274,7 +274,13 @@ pub mod m {
     pub const WAL_FRAMES: &str = "switchyard_sqlite_wal_frames_total";
     /// Time in COMMIT: WAL writes plus the fsync.
     pub const COMMIT_SECONDS: &str = "switchyard_sqlite_commit_seconds";
+    /// Time in a checkpoint (WAL pages copied back, database fsync'd): no
+    /// write commits meanwhile.
+    pub const CHECKPOINT_SECONDS: &str = "switchyard_sqlite_checkpoint_seconds";
 }
+
+/// A commit or checkpoint longer than this is logged: every write waited.
+const SLOW: Duration = Duration::from_millis(50);
 
 /// WAL pages after which the writer checkpoints (SQLite's default).
 const CHECKPOINT_PAGES: i64 = 1_000;
@@ -326,7 +332,16 @@ fn writer_loop(
             metrics::counter!(m::COMMITS).increment(1);
             metrics::counter!(m::JOBS).increment(jobs as u64);
             metrics::counter!(m::WAL_FRAMES).increment(u64::try_from(frames).unwrap_or(0));
-            metrics::histogram!(m::COMMIT_SECONDS).record(committing.elapsed().as_secs_f64());
+            let took = committing.elapsed();
+            metrics::histogram!(m::COMMIT_SECONDS).record(took.as_secs_f64());
+            if took > SLOW {
+                tracing::warn!(
+                    ms = took.as_millis() as u64,
+                    jobs,
+                    frames,
+                    "sqlite: slow commit; writes waited"
+                );
+            }
         } else {
             tracing::warn!(
                 jobs = finishers.len(),
@@ -348,9 +363,20 @@ fn writer_loop(
             checkpoint_at = checkpoint_at.min(pages + CHECKPOINT_PAGES);
             continue;
         }
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        let checkpointing = std::time::Instant::now();
+        let checkpointed = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        }) {
+        });
+        let took = checkpointing.elapsed();
+        metrics::histogram!(m::CHECKPOINT_SECONDS).record(took.as_secs_f64());
+        if took > SLOW {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                pages,
+                "sqlite: slow checkpoint; writes waited"
+            );
+        }
+        match checkpointed {
             // All copied back: the next commit restarts the WAL.
             Ok((log, copied)) if log == copied => wal_before = 0,
             Ok(_) => {}
