@@ -282,6 +282,19 @@ pub mod m {
 /// A commit or checkpoint longer than this is logged: every write waited.
 const SLOW: Duration = Duration::from_millis(50);
 
+/// Record the time since `since` in `metric`; log it if it was a stall.
+fn waited(metric: &'static str, what: &'static str, since: std::time::Instant, pages: i64) {
+    let took = since.elapsed();
+    metrics::histogram!(metric).record(took.as_secs_f64());
+    if took > SLOW {
+        tracing::warn!(
+            ms = took.as_millis() as u64,
+            pages,
+            "sqlite: slow {what}; writes waited"
+        );
+    }
+}
+
 /// WAL pages after which the writer checkpoints (SQLite's default).
 const CHECKPOINT_PAGES: i64 = 1_000;
 
@@ -332,16 +345,7 @@ fn writer_loop(
             metrics::counter!(m::COMMITS).increment(1);
             metrics::counter!(m::JOBS).increment(jobs as u64);
             metrics::counter!(m::WAL_FRAMES).increment(u64::try_from(frames).unwrap_or(0));
-            let took = committing.elapsed();
-            metrics::histogram!(m::COMMIT_SECONDS).record(took.as_secs_f64());
-            if took > SLOW {
-                tracing::warn!(
-                    ms = took.as_millis() as u64,
-                    jobs,
-                    frames,
-                    "sqlite: slow commit; writes waited"
-                );
-            }
+            waited(m::COMMIT_SECONDS, "commit", committing, frames);
         } else {
             tracing::warn!(
                 jobs = finishers.len(),
@@ -367,15 +371,7 @@ fn writer_loop(
         let checkpointed = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
         });
-        let took = checkpointing.elapsed();
-        metrics::histogram!(m::CHECKPOINT_SECONDS).record(took.as_secs_f64());
-        if took > SLOW {
-            tracing::warn!(
-                ms = took.as_millis() as u64,
-                pages,
-                "sqlite: slow checkpoint; writes waited"
-            );
-        }
+        waited(m::CHECKPOINT_SECONDS, "checkpoint", checkpointing, pages);
         match checkpointed {
             // All copied back: the next commit restarts the WAL.
             Ok((log, copied)) if log == copied => wal_before = 0,
