@@ -26,11 +26,6 @@ function request()
     { ["Content-Type"] = "application/json", ["X-Switchyard-Token"] = token }, body)
 end
 
-local statuses = {}
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
-
 function done(summary, latency, requests)
   io.write(string.format("p50=%.2fms p90=%.2fms p99=%.2fms p99.9=%.2fms max=%.2fms\n",
     latency:percentile(50) / 1000, latency:percentile(90) / 1000,
