@@ -1,14 +1,15 @@
 //! The fused intake: ledger claim, queue send and ledger mark in ONE write
 //! job — one transaction, one share of a group-commit fsync — instead of
 //! three sequential durable writes. Atomic, so a crash leaves either all
-//! three or none.
+//! three or none; the claim is therefore written as `enqueued` at once
+//! (its send is in the same transaction), one row write instead of two.
 use async_trait::async_trait;
 
 use super::db::{Db, dur_ms, now_ms};
-use super::ledger::{mark_enqueued_in, try_create_in};
+use super::ledger::try_create_in;
 use super::queue::{SqliteQueue, check_id, send_in};
 use super::queue_sql::{NewRow, attrs_to_json, insert_message};
-use crate::{CreateOutcome, EnqueueOnce, EnqueueOutcome, Intake, PortError, Result};
+use crate::{CreateOutcome, EnqueueOnce, EnqueueOutcome, Intake, LedgerState, PortError, Result};
 
 #[derive(Debug, Clone)]
 pub struct SqliteIntake {
@@ -43,6 +44,7 @@ impl Intake for SqliteIntake {
                 let claim = try_create_in(
                     conn,
                     &req.key,
+                    LedgerState::Enqueued,
                     req.payload_hash.clone(),
                     req.owner.clone(),
                     req.in_progress_for,
@@ -56,7 +58,6 @@ impl Intake for SqliteIntake {
                 } else {
                     send_in(conn, &req.message, &attributes, window, &id)?;
                 }
-                mark_enqueued_in(conn, &req.key, &req.owner)?;
                 Ok(EnqueueOutcome::Enqueued)
             })
             .await?;

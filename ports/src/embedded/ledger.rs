@@ -64,6 +64,7 @@ fn load(conn: &Connection, key: &str) -> Result<Option<LedgerRecord>> {
 pub(super) fn try_create_in(
     conn: &Connection,
     key: &str,
+    state: LedgerState,
     payload_hash: String,
     owner: String,
     in_progress_for: Duration,
@@ -92,7 +93,7 @@ pub(super) fn try_create_in(
     };
     let record = LedgerRecord {
         key: key.clone(),
-        state: LedgerState::InProgress,
+        state,
         payload_hash,
         owner,
         created_at: to_time(now)?,
@@ -157,7 +158,15 @@ impl Ledger for SqliteLedger {
             (key.to_owned(), payload_hash.to_owned(), owner.to_owned());
         self.db
             .write(move |conn| {
-                try_create_in(conn, &key, payload_hash, owner, in_progress_for, keep_for)
+                try_create_in(
+                    conn,
+                    &key,
+                    LedgerState::InProgress,
+                    payload_hash,
+                    owner,
+                    in_progress_for,
+                    keep_for,
+                )
             })
             .await
     }
