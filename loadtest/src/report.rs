@@ -63,10 +63,8 @@ pub struct ServeUsage {
 /// acknowledged webhook: the durable-write work behind each message.
 #[derive(Debug, Clone, Serialize)]
 pub struct WriterUsage {
-    pub commits: f64,
-    pub jobs: f64,
-    pub wal_frames: f64,
-    pub commit_s: f64,
+    #[serde(flatten)]
+    pub totals: WriterSample,
     pub jobs_per_commit: f64,
     pub jobs_per_webhook: f64,
     pub wal_frames_per_webhook: f64,
@@ -287,10 +285,7 @@ pub fn build(i: Inputs<'_>) -> Report {
     let writer = i.writer.map(|w| {
         let per = |x: f64| x / (acked.max(1) as f64);
         WriterUsage {
-            commits: w.commits,
-            jobs: w.jobs,
-            wal_frames: w.wal_frames,
-            commit_s: w.commit_s,
+            totals: w,
             jobs_per_commit: w.jobs / w.commits.max(1.0),
             jobs_per_webhook: per(w.jobs),
             wal_frames_per_webhook: per(w.wal_frames),
@@ -428,7 +423,11 @@ pub fn text(r: &Report) -> String {
     if let Some(w) = &r.writer {
         s += &format!(
             "sqlite writer: {:.0} commits ({:.1} jobs each, {:.2} s in COMMIT); per acked webhook {:.2} write jobs, {:.1} WAL frames\n",
-            w.commits, w.jobs_per_commit, w.commit_s, w.jobs_per_webhook, w.wal_frames_per_webhook
+            w.totals.commits,
+            w.jobs_per_commit,
+            w.totals.commit_s,
+            w.jobs_per_webhook,
+            w.wal_frames_per_webhook
         );
     }
     // The classifier is a POST that writes nothing.

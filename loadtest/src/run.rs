@@ -163,10 +163,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let start = Instant::now();
     let start_utc = chrono::Utc::now();
     let mut proc_before = pid.and_then(proc_sample);
-    let scraper = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()?;
+    let scraper = client.clone();
     // (The counters appear with the first commit: none yet counts as zero.)
     let mut writer_before = WriterSample::scrape(&scraper, &base)
         .await

@@ -317,12 +317,10 @@ mod tests {
 
         assert_eq!(migrate(&mut conn).expect("migrates"), (2, CURRENT));
 
-        let rows: Vec<(i64, String, i64, String, String, i64)> = conn
-            .prepare(
-                "SELECT pos, stream, seq, event_id, body, recorded_at FROM events ORDER BY pos",
-            )
-            .expect("sqlite")
-            .query_map([], |r| {
+        let rows: Vec<(i64, String, i64, String, String, i64)> = all(
+            &conn,
+            "SELECT pos, stream, seq, event_id, body, recorded_at FROM events ORDER BY pos",
+            |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -331,10 +329,8 @@ mod tests {
                     r.get(4)?,
                     r.get(5)?,
                 ))
-            })
-            .expect("sqlite")
-            .collect::<rusqlite::Result<_>>()
-            .expect("sqlite");
+            },
+        );
         let got: Vec<(&str, i64, &str, i64)> = rows
             .iter()
             .map(|(_, s, q, id, _, at)| (s.as_str(), *q, id.as_str(), *at))
