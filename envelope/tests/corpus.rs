@@ -203,3 +203,61 @@ fn golden_outputs_match() {
         "{mismatches:#?}\nrerun with UPDATE_GOLDEN=1 after checking the diff"
     );
 }
+
+/// Richpanel bodies for the pinned hashes: every optional field, escapes,
+/// non-ASCII text, a repaired body and an id-only recovery.
+const RICHPANEL_HASH_CASES: &[&str] = &[
+    r#"{"ticket_id":"123_acme_9","ticket_url":"https://app.richpanel.com/123_acme_9","trigger":"new_message"}"#,
+    r#"{"ticket_id": 42, "ticket_url": "https://app.richpanel.com/42", "trigger": "t", "message_id": "c-1", "message": "Where is my parcel?", "channel": "Instagram", "customer_email": "jane@example.com", "customer_phone": "+1 555 123 4567", "customer_id": "cus_9", "created_at": "2025-12-21T09:59:00.123Z", "tags": ["vip", "shipping"], "assignee_id": "u-7"}"#,
+    r#"{"ticket_id":"T-7","message_id":"m\"1","message":"Größe 😀 \"quoted\" \\ back\tslash\u0001 <b>x</b>","channel":"email","tags":[]}"#,
+    "{\"ticket_id\":\"T-8\",\"message_id\":\"m-2\",\"message\":\"line one\nline \"two\"\"}",
+    "{\"ticket_id\":\"T-9\",\"message\":\"broken {",
+];
+
+/// The payload hash decides 200 duplicate vs 409 conflict for a
+/// redelivery, including one that straddles an upgrade: every corpus
+/// input's hash is pinned in `golden/payload_hashes.tsv`, so a change to
+/// how the hash is computed cannot change its value unnoticed.
+#[test]
+fn payload_hashes_are_pinned() {
+    let mut inputs: Vec<(String, Source, Vec<u8>)> = Vec::new();
+    for (dir, ext, source) in [("eml", "eml", Source::Email), ("ses", "json", Source::Ses)] {
+        let mut paths = Vec::new();
+        files(&Path::new(CORPUS).join(dir), ext, &mut paths);
+        for path in paths {
+            let name = path
+                .strip_prefix(CORPUS)
+                .expect("under corpus")
+                .display()
+                .to_string();
+            inputs.push((name, source, std::fs::read(&path).expect("read")));
+        }
+    }
+    for (i, body) in RICHPANEL_HASH_CASES.iter().enumerate() {
+        inputs.push((
+            format!("richpanel#{i}"),
+            Source::Richpanel,
+            body.as_bytes().to_vec(),
+        ));
+    }
+    let mut actual = String::new();
+    for (name, source, body) in &inputs {
+        if let Ok(envelope::Normalized::Envelope(env)) =
+            normalize(*source, body, &NormalizeConfig::default(), received_at())
+        {
+            actual.push_str(&format!("{name}\t{}\n", env.payload_hash()));
+        }
+    }
+    let golden = Path::new(GOLDEN).join("payload_hashes.tsv");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&golden)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", golden.display()));
+    assert!(expected.lines().count() >= 100, "too few pinned hashes");
+    for (want, got) in expected.lines().zip(actual.lines()) {
+        assert_eq!(got, want, "payload hash changed");
+    }
+    assert_eq!(expected.lines().count(), actual.lines().count());
+}
