@@ -1,8 +1,12 @@
 //! The envelope v1 types (DESIGN §3), plus a few additive optional fields
 //! (documented on each; absent fields decode to their defaults, so a v1
 //! reader that does not know them still reads the envelope).
+use std::io::{self, Write};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::canonical::{Object, list};
 
 use crate::ids::{ConversationId, EventId, sha256_hex, sqs_safe};
 
@@ -216,6 +220,53 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+impl Message {
+    /// Canonical form, as in [`Envelope::write_identity`].
+    fn write_identity<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        let Message {
+            id,
+            created_at,
+            text,
+            truncated,
+            original_length,
+            attachments,
+        } = self;
+        let mut m = Object::open(out)?;
+        m.with("attachments", |w| {
+            list(w, attachments, |w, a| {
+                let Attachment {
+                    kind,
+                    url,
+                    size_bytes,
+                    name,
+                    content_type,
+                } = a;
+                let mut a = Object::open(w)?;
+                if content_type.is_some() {
+                    a.field("content_type", content_type)?;
+                }
+                if name.is_some() {
+                    a.field("name", name)?;
+                }
+                a.field("size_bytes", size_bytes)?;
+                a.field("type", kind)?;
+                a.field("url", url)?;
+                a.close()
+            })
+        })?;
+        m.field("created_at", created_at)?;
+        m.field("id", id)?;
+        if original_length.is_some() {
+            m.field("original_length", original_length)?;
+        }
+        m.field("text", text)?;
+        if *truncated {
+            m.field("truncated", truncated)?;
+        }
+        m.close()
+    }
+}
+
 impl Envelope {
     /// SQS `MessageGroupId`: the conversation, hashed when SQS would refuse it.
     pub fn group_id(&self) -> String {
@@ -232,25 +283,95 @@ impl Envelope {
     /// (sorted keys, no whitespace). Same event id with a different hash
     /// means a conflicting redelivery.
     pub fn payload_hash(&self) -> String {
-        let mut value = match serde_json::to_value(self) {
-            Ok(v) => v,
-            // Serializing plain data cannot fail; hash the Debug form rather
-            // than panic if it ever did.
-            Err(_) => return sha256_hex(format!("{self:?}").as_bytes()),
-        };
-        if let Some(obj) = value.as_object_mut() {
-            obj.remove("received_at");
-            obj.remove("meta");
-            if let Some(rp) = obj.get_mut("richpanel").and_then(|v| v.as_object_mut()) {
-                rp.remove("trigger");
-            }
-        }
         let mut hasher = crate::canonical::Hashing::default();
-        if crate::canonical::write(&value, &mut hasher).is_err() {
-            // Writing into a hasher cannot fail; same fallback as above.
+        if self.write_identity(&mut hasher).is_err() {
+            // Writing into a hasher cannot fail; hash the Debug form rather
+            // than panic if it ever did.
             return sha256_hex(format!("{self:?}").as_bytes());
         }
         base16ct::lower::encode_string(&sha2::Digest::finalize(hasher.0))
+    }
+
+    /// The canonical JSON the payload hash is taken over: the envelope as
+    /// serde writes it, minus `received_at`, `meta` and `richpanel.trigger`,
+    /// keys sorted. Every struct is destructured in full, so a new field
+    /// does not compile until it is placed here (or knowingly left out).
+    fn write_identity<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        let Envelope {
+            schema_version,
+            event_id,
+            received_at: _,
+            conversation_id,
+            channel,
+            customer,
+            message,
+            richpanel,
+            email,
+            meta: _,
+            blob,
+        } = self;
+        let mut o = Object::open(out)?;
+        if let Some(BlobRef { bucket, key }) = blob {
+            o.with("blob", |w| {
+                let mut b = Object::open(w)?;
+                b.field("bucket", bucket)?;
+                b.field("key", key)?;
+                b.close()
+            })?;
+        }
+        o.field("channel", channel)?;
+        o.field("conversation_id", conversation_id)?;
+        o.with("customer", |w| {
+            let Customer { email, phone, id } = customer;
+            let mut c = Object::open(w)?;
+            c.field("email", email)?;
+            c.field("id", id)?;
+            c.field("phone", phone)?;
+            c.close()
+        })?;
+        o.with("email", |w| {
+            let EmailInfo {
+                message_id,
+                from,
+                to,
+                cc,
+                subject,
+                in_reply_to,
+                references,
+            } = email;
+            let mut e = Object::open(w)?;
+            e.field("cc", cc)?;
+            e.field("from", from)?;
+            e.field("in_reply_to", in_reply_to)?;
+            e.field("message_id", message_id)?;
+            e.field("references", references)?;
+            e.field("subject", subject)?;
+            e.field("to", to)?;
+            e.close()
+        })?;
+        o.field("event_id", event_id)?;
+        o.with("message", |w| message.write_identity(w))?;
+        o.with("richpanel", |w| {
+            let RichpanelInfo {
+                tags,
+                assignee_id,
+                ticket_id,
+                ticket_url,
+                trigger: _,
+            } = richpanel;
+            let mut r = Object::open(w)?;
+            r.field("assignee_id", assignee_id)?;
+            r.field("tags", tags)?;
+            if ticket_id.is_some() {
+                r.field("ticket_id", ticket_id)?;
+            }
+            if ticket_url.is_some() {
+                r.field("ticket_url", ticket_url)?;
+            }
+            r.close()
+        })?;
+        o.field("schema_version", schema_version)?;
+        o.close()
     }
 
     /// Compact JSON (the wire form).
@@ -261,5 +382,125 @@ impl Envelope {
     /// Pretty JSON (for operators).
     pub fn to_json_pretty(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hash's first definition: serde's output as a `Value`, minus the
+    /// fields outside the identity, keys sorted.
+    fn reference(env: &Envelope) -> String {
+        let mut value = serde_json::to_value(env).unwrap();
+        let obj = value.as_object_mut().unwrap();
+        obj.remove("received_at");
+        obj.remove("meta");
+        obj["richpanel"].as_object_mut().unwrap().remove("trigger");
+        let mut out = Vec::new();
+        crate::canonical::write_value(&value, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn direct(env: &Envelope) -> String {
+        let mut out = Vec::new();
+        env.write_identity(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_owned())
+    }
+
+    fn sparse() -> Envelope {
+        Envelope {
+            schema_version: SCHEMA_VERSION,
+            event_id: EventId::new("evt:rp:1:m"),
+            received_at: DateTime::UNIX_EPOCH,
+            conversation_id: ConversationId::new("1"),
+            channel: Channel::Unknown,
+            customer: Customer::default(),
+            message: Message::default(),
+            richpanel: RichpanelInfo::default(),
+            email: EmailInfo::default(),
+            meta: Meta::default(),
+            blob: None,
+        }
+    }
+
+    /// Every optional member present: the skipped-when-empty ones too.
+    fn full() -> Envelope {
+        let attachment = |name: Option<String>, content_type: Option<String>| Attachment {
+            kind: AttachmentKind::classify(content_type.as_deref(), name.as_deref()),
+            url: some("https://cdn.example/a?x=1&y=\"2\""),
+            size_bytes: Some(1026),
+            name,
+            content_type,
+        };
+        Envelope {
+            channel: Channel::Email,
+            customer: Customer {
+                email: some("jane@example.com"),
+                phone: some("+1 555 123 4567"),
+                id: some("cus_9"),
+            },
+            message: Message {
+                id: some("m-1"),
+                created_at: Some(DateTime::UNIX_EPOCH + chrono::Duration::milliseconds(1_234)),
+                text: "Größe 😀 \"quoted\" \\ tab\t\u{1} <b>".into(),
+                truncated: true,
+                original_length: Some(99_999),
+                attachments: vec![
+                    attachment(some("a.pdf"), some("application/pdf")),
+                    attachment(None, None),
+                ],
+            },
+            richpanel: RichpanelInfo {
+                tags: vec!["vip".into(), "ship\"ping".into()],
+                assignee_id: some("u-7"),
+                ticket_id: some("42"),
+                ticket_url: some("https://app.richpanel.com/42"),
+                trigger: some("new_message"),
+            },
+            email: EmailInfo {
+                message_id: some("abc@mail"),
+                from: some("jane@example.com"),
+                to: vec!["a@b".into(), "c@d".into()],
+                cc: vec!["e@f".into()],
+                subject: some("Re: \u{7f} order"),
+                in_reply_to: some("x@y"),
+                references: vec!["x@y".into()],
+            },
+            meta: Meta {
+                attempt: 3,
+                source: SourceKind::SesSns,
+                recovery: Some(Recovery::RepairedJson),
+            },
+            blob: Some(BlobRef {
+                bucket: "mail".into(),
+                key: "in/abc".into(),
+            }),
+            ..sparse()
+        }
+    }
+
+    #[test]
+    fn direct_canonical_form_matches_the_value_based_one() {
+        for env in [sparse(), full()] {
+            assert_eq!(direct(&env), reference(&env));
+        }
+    }
+
+    #[test]
+    fn hash_ignores_delivery_fields_only() {
+        let env = full();
+        let mut redelivered = env.clone();
+        redelivered.received_at = DateTime::UNIX_EPOCH + chrono::Duration::days(1);
+        redelivered.meta = Meta::default();
+        redelivered.richpanel.trigger = some("other_rule");
+        assert_eq!(env.payload_hash(), redelivered.payload_hash());
+        let mut edited = env.clone();
+        edited.message.attachments[1].name = some("b.png");
+        assert_ne!(env.payload_hash(), edited.payload_hash());
     }
 }
