@@ -40,8 +40,8 @@ pub(crate) struct Prepared {
     pub body: String,
     /// `meta.source` of the envelope.
     pub source: &'static str,
-    /// The conversation id as it may appear in logs (redacted).
-    pub log_conversation_id: String,
+    /// The conversation id as normalized (log it through `log_id`).
+    pub conversation_id: String,
 }
 
 /// A 2xx outcome.

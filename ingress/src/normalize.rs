@@ -55,7 +55,7 @@ pub(crate) fn prepare(
         };
     Ok(Normalized::Event(Prepared {
         event_id: env.event_id.as_str().to_owned(),
-        log_conversation_id: log_id(env.conversation_id.as_str()),
+        conversation_id: env.conversation_id.as_str().to_owned(),
         payload_hash: env.payload_hash(),
         group_id: env.group_id(),
         dedup_id: env.dedup_id(),

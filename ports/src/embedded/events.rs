@@ -44,7 +44,7 @@ impl EventStore for SqliteEvents {
                 let actual = version_of(conn, &stream)?;
                 if actual != expected_version {
                     return Err(PortError::SequenceConflict {
-                        stream,
+                        stream: stream.clone(),
                         expected: expected_version,
                         actual,
                     });

@@ -1,5 +1,6 @@
 //! The idempotency ledger on SQLite: every call is one write job, so the
 //! check and the write happen in one transaction on the single writer.
+use std::cell::Cell;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -59,8 +60,39 @@ fn load(conn: &Connection, key: &str) -> Result<Option<LedgerRecord>> {
     }))
 }
 
+/// Creates between two sweeps of long-expired records (no TTL daemon), and
+/// how many records a sweep may delete per create since the last one: more
+/// than are created, so the table stays bounded, in one statement per
+/// `SWEEP_EVERY` creates rather than one per create.
+const SWEEP_EVERY: u32 = 64;
+const SWEEP_PER_CREATE: u32 = 16;
+
+thread_local! {
+    /// Creates on this (the writer) thread since its last sweep.
+    static CREATES_SINCE_SWEEP: Cell<u32> = const { Cell::new(0) };
+}
+
+fn sweep_expired(conn: &Connection, now: i64) -> Result<()> {
+    let due = CREATES_SINCE_SWEEP.with(|n| {
+        let seen = n.get() + 1;
+        n.set(if seen >= SWEEP_EVERY { 0 } else { seen });
+        seen >= SWEEP_EVERY
+    });
+    if due {
+        conn.prepare_cached(
+            "DELETE FROM ledger WHERE key IN
+                 (SELECT key FROM ledger WHERE expires_at <= ?1 LIMIT ?2)",
+        )
+        .db()?
+        .execute(params![now, SWEEP_EVERY * SWEEP_PER_CREATE])
+        .db()?;
+    }
+    Ok(())
+}
+
 /// The conditional create, inside the caller's write job (also used by the
-/// fused intake).
+/// fused intake). A new key costs one insert; only a key already present
+/// is read, to tell a live record from an expired one or a dead claim.
 pub(super) fn try_create_in(
     conn: &Connection,
     key: &str,
@@ -70,29 +102,10 @@ pub(super) fn try_create_in(
     in_progress_for: Duration,
     keep_for: Duration,
 ) -> Result<CreateOutcome> {
-    let key = key.to_owned();
     let now = now_ms();
-    // Drop a few long-expired records on the way (no TTL daemon).
-    conn.prepare_cached(
-        "DELETE FROM ledger WHERE key IN
-             (SELECT key FROM ledger WHERE expires_at <= ?1 LIMIT 16)",
-    )
-    .db()?
-    .execute([now])
-    .db()?;
-    let existing = load(conn, &key)?;
-    let takeover = match &existing {
-        None => false,
-        Some(r)
-            if r.state == LedgerState::InProgress
-                && r.in_progress_until.timestamp_millis() <= now =>
-        {
-            true
-        }
-        Some(r) => return Ok(CreateOutcome::Exists(r.clone())),
-    };
+    sweep_expired(conn, now)?;
     let record = LedgerRecord {
-        key: key.clone(),
+        key: key.to_owned(),
         state,
         payload_hash,
         owner,
@@ -100,13 +113,7 @@ pub(super) fn try_create_in(
         in_progress_until: to_time(now + dur_ms(in_progress_for))?,
         expires_at: to_time(now.saturating_add(dur_ms(keep_for)))?,
     };
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO ledger
-             (key, state, payload_hash, owner, created_at, in_progress_until, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .db()?
-    .execute(params![
+    let row = params![
         record.key,
         record.state.as_str(),
         record.payload_hash,
@@ -114,7 +121,39 @@ pub(super) fn try_create_in(
         now,
         record.in_progress_until.timestamp_millis(),
         record.expires_at.timestamp_millis(),
-    ])
+    ];
+    let created = conn
+        .prepare_cached(
+            "INSERT INTO ledger
+                 (key, state, payload_hash, owner, created_at, in_progress_until, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (key) DO NOTHING",
+        )
+        .db()?
+        .execute(row)
+        .db()?;
+    if created == 1 {
+        return Ok(CreateOutcome::Created(record));
+    }
+    // The key is taken: by a live record (answer it), a claim whose holder
+    // ran out of time (take it over) or an expired record (counts as absent).
+    let takeover = match load(conn, key)? {
+        None => false,
+        Some(r)
+            if r.state == LedgerState::InProgress
+                && r.in_progress_until.timestamp_millis() <= now =>
+        {
+            true
+        }
+        Some(r) => return Ok(CreateOutcome::Exists(r)),
+    };
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO ledger
+             (key, state, payload_hash, owner, created_at, in_progress_until, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .db()?
+    .execute(row)
     .db()?;
     Ok(if takeover {
         CreateOutcome::TakenOver(record)
@@ -162,8 +201,8 @@ impl Ledger for SqliteLedger {
                     conn,
                     &key,
                     LedgerState::InProgress,
-                    payload_hash,
-                    owner,
+                    payload_hash.clone(),
+                    owner.clone(),
                     in_progress_for,
                     keep_for,
                 )
