@@ -129,11 +129,12 @@ mod tests {
     #[test]
     fn reference_sorts_keys_and_drops_whitespace() {
         let v: serde_json::Value =
-            serde_json::from_str(r#"{"b": [1, {"z": null, "a": "x\"y"}], "a": 2.5}"#).unwrap();
+            serde_json::from_str(r#"{"b": [1, {"z": null, "a": "x\"y"}], "a": 2.5}"#)
+                .expect("json");
         let mut out = Vec::new();
-        write_value(&v, &mut out).unwrap();
+        write_value(&v, &mut out).expect("writes");
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            String::from_utf8(out).expect("utf-8"),
             r#"{"a":2.5,"b":[1,{"a":"x\"y","z":null}]}"#
         );
     }
@@ -141,14 +142,14 @@ mod tests {
     #[test]
     fn object_writes_members_in_the_given_order() {
         let mut out = Vec::new();
-        let mut o = Object::open(&mut out).unwrap();
-        o.field("a", &Some("x\"y")).unwrap();
+        let mut o = Object::open(&mut out).expect("writes");
+        o.field("a", &Some("x\"y")).expect("writes");
         o.with("b", |w| list(w, &[1, 2], |w, n| o_num(w, *n)))
-            .unwrap();
-        o.field("c", &None::<u8>).unwrap();
-        o.close().unwrap();
+            .expect("writes");
+        o.field("c", &None::<u8>).expect("writes");
+        o.close().expect("writes");
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            String::from_utf8(out).expect("utf-8"),
             r#"{"a":"x\"y","b":[1,2],"c":null}"#
         );
     }
@@ -162,8 +163,8 @@ mod tests {
     #[should_panic(expected = "out of order")]
     fn unsorted_keys_are_caught_in_debug_builds() {
         let mut out = Vec::new();
-        let mut o = Object::open(&mut out).unwrap();
-        o.field("b", &1).unwrap();
-        o.field("a", &2).unwrap();
+        let mut o = Object::open(&mut out).expect("writes");
+        o.field("b", &1).expect("writes");
+        o.field("a", &2).expect("writes");
     }
 }

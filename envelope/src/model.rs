@@ -392,20 +392,23 @@ mod tests {
     /// The hash's first definition: serde's output as a `Value`, minus the
     /// fields outside the identity, keys sorted.
     fn reference(env: &Envelope) -> String {
-        let mut value = serde_json::to_value(env).unwrap();
-        let obj = value.as_object_mut().unwrap();
+        let mut value = serde_json::to_value(env).expect("serializes");
+        let obj = value.as_object_mut().expect("an object");
         obj.remove("received_at");
         obj.remove("meta");
-        obj["richpanel"].as_object_mut().unwrap().remove("trigger");
+        obj["richpanel"]
+            .as_object_mut()
+            .expect("an object")
+            .remove("trigger");
         let mut out = Vec::new();
-        crate::canonical::write_value(&value, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
+        crate::canonical::write_value(&value, &mut out).expect("writes");
+        String::from_utf8(out).expect("utf-8")
     }
 
     fn direct(env: &Envelope) -> String {
         let mut out = Vec::new();
-        env.write_identity(&mut out).unwrap();
-        String::from_utf8(out).unwrap()
+        env.write_identity(&mut out).expect("writes");
+        String::from_utf8(out).expect("utf-8")
     }
 
     fn some(s: &str) -> Option<String> {
