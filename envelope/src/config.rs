@@ -96,10 +96,21 @@ where
 impl NormalizeConfig {
     /// The JSON keys accepted for a canonical Richpanel field.
     pub fn aliases<'a>(&'a self, canonical: &'a str) -> Vec<&'a str> {
-        match self.richpanel_aliases.get(canonical) {
-            Some(keys) if !keys.is_empty() => keys.iter().map(String::as_str).collect(),
-            _ => vec![canonical],
-        }
+        self.alias_keys(canonical).collect()
+    }
+
+    /// [`Self::aliases`] without collecting them (once per field per body).
+    pub(crate) fn alias_keys<'a>(&'a self, canonical: &'a str) -> impl Iterator<Item = &'a str> {
+        let configured = self
+            .richpanel_aliases
+            .get(canonical)
+            .filter(|keys| !keys.is_empty());
+        let fallback = configured.is_none().then_some(canonical);
+        configured
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .chain(fallback)
     }
 
     /// Adds an accepted key for a canonical field (builder style).

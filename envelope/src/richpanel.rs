@@ -96,7 +96,7 @@ fn from_value(
             found: json_kind(value),
         });
     }
-    let get = |name: &str| lookup(value, &cfg.aliases(name));
+    let get = |name: &str| lookup(value, cfg.alias_keys(name));
     let string = |name: &str| get(name).and_then(scalar_string);
     let Some(ticket_id) = string("ticket_id") else {
         let mut looked: Vec<&str> = cfg.aliases("ticket_id");
@@ -193,9 +193,9 @@ pub(crate) fn bucket(t: DateTime<Utc>, secs: u32) -> i64 {
 }
 
 /// First non-null value under any of `keys` (a key may be a dotted path).
-fn lookup<'a>(root: &'a Value, keys: &[&str]) -> Option<&'a Value> {
-    keys.iter().find_map(|key| {
-        let direct = root.get(*key).filter(|v| !v.is_null());
+fn lookup<'a, 'k>(root: &'a Value, mut keys: impl Iterator<Item = &'k str>) -> Option<&'a Value> {
+    keys.find_map(|key| {
+        let direct = root.get(key).filter(|v| !v.is_null());
         direct.or_else(|| {
             if !key.contains('.') {
                 return None;

@@ -44,6 +44,14 @@ pub(crate) struct Prepared {
     pub conversation_id: String,
 }
 
+/// What the flow still needs of the [`Prepared`] once its strings have
+/// moved into the request.
+#[derive(Clone, Copy)]
+struct Kept<'a> {
+    event_id: &'a str,
+    payload_hash: &'a str,
+}
+
 /// A 2xx outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Accepted {
@@ -70,12 +78,13 @@ pub(crate) struct FlowSettings {
     pub in_flight_wait: Duration,
 }
 
-/// Run the flow for one prepared envelope.
+/// Run the flow for one prepared envelope (its strings move into the
+/// queue message; only the event id is kept, for the answer and errors).
 pub(crate) async fn enqueue_once(
     backend: &Backend,
     s: FlowSettings,
     route: &'static str,
-    p: &Prepared,
+    p: Prepared,
     traceparent: String,
 ) -> Result<Accepted, Reject> {
     let owner = uuid::Uuid::new_v4().to_string();
@@ -85,17 +94,21 @@ pub(crate) async fn enqueue_once(
     attributes.insert("event_id".to_owned(), p.event_id.clone());
     attributes.insert("source".to_owned(), p.source.to_owned());
     let request = EnqueueOnce {
-        key: p.event_id.clone(),
-        payload_hash: p.payload_hash.clone(),
+        key: p.event_id,
+        payload_hash: p.payload_hash,
         owner,
         in_progress_for: s.in_progress,
         keep_for: s.keep,
         message: OutgoingMessage {
-            group_id: p.group_id.clone(),
-            dedup_id: p.dedup_id.clone(),
-            body: p.body.clone(),
+            group_id: p.group_id,
+            dedup_id: p.dedup_id,
+            body: p.body,
             attributes,
         },
+    };
+    let p = Kept {
+        event_id: &request.key,
+        payload_hash: &request.payload_hash,
     };
     for _ in 0..MAX_ROUNDS {
         let outcome = backend
@@ -127,7 +140,7 @@ pub(crate) async fn enqueue_once(
 async fn wait_in_flight(
     backend: &Backend,
     route: &'static str,
-    p: &Prepared,
+    p: Kept<'_>,
     deadline: Instant,
 ) -> Result<Option<Accepted>, Reject> {
     let mut pause = Duration::from_millis(5);
@@ -139,7 +152,7 @@ async fn wait_in_flight(
         pause = (pause * 2).min(Duration::from_millis(50));
         let rec = backend
             .ledger
-            .get(&p.event_id)
+            .get(p.event_id)
             .await
             .map_err(|e| unavailable(route, "ledger", &e, p))?;
         match rec {
@@ -152,7 +165,7 @@ async fn wait_in_flight(
     }
 }
 
-fn conflict(route: &'static str, p: &Prepared) -> Reject {
+fn conflict(route: &'static str, p: Kept<'_>) -> Reject {
     m::outcome(m::CONFLICT, route);
     tracing::warn!("event id already accepted with a different payload");
     Reject::new(
@@ -160,24 +173,24 @@ fn conflict(route: &'static str, p: &Prepared) -> Reject {
         "conflict",
         "this event_id was already accepted with a different payload",
     )
-    .with_event_id(&p.event_id)
+    .with_event_id(p.event_id)
 }
 
-fn in_flight_timeout(route: &'static str, p: &Prepared) -> Reject {
+fn in_flight_timeout(route: &'static str, p: Kept<'_>) -> Reject {
     metrics::counter!(m::UNAVAILABLE, "route" => route, "reason" => "in_flight").increment(1);
     Reject::unavailable(
         "the same event is being accepted by another request; retry",
         Duration::from_secs(1),
     )
-    .with_event_id(&p.event_id)
+    .with_event_id(p.event_id)
 }
 
-fn unavailable(route: &'static str, what: &'static str, e: &PortError, p: &Prepared) -> Reject {
+fn unavailable(route: &'static str, what: &'static str, e: &PortError, p: Kept<'_>) -> Reject {
     metrics::counter!(m::UNAVAILABLE, "route" => route, "reason" => what).increment(1);
     tracing::warn!(error = %e, port = what, "backend failure before ack");
     Reject::unavailable(
         format!("{what} unavailable; nothing was accepted"),
         RETRY_AFTER,
     )
-    .with_event_id(&p.event_id)
+    .with_event_id(p.event_id)
 }

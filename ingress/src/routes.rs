@@ -60,6 +60,13 @@ pub(crate) const SES: Route = Route {
     limit: ses_limit,
 };
 
+/// The body of a 202/200 ack: `{"event_id": ..., "status": ...}`.
+#[derive(serde::Serialize)]
+struct AckBody<'a> {
+    event_id: &'a str,
+    status: &'static str,
+}
+
 /// A 2xx answer.
 enum Answer {
     /// The idempotency flow ran: 202 accepted or 200 duplicate.
@@ -171,8 +178,9 @@ async fn accept(st: &Shared, route: Route, headers: &HeaderMap, bytes: &[u8]) ->
         );
     }
     let traceparent = trace::traceparent(headers);
-    let accepted = flow::enqueue_once(&st.backend, st.flow, route.name, &p, traceparent).await?;
-    Ok(Answer::Acked(accepted, p.event_id.clone()))
+    let event_id = p.event_id.clone();
+    let accepted = flow::enqueue_once(&st.backend, st.flow, route.name, p, traceparent).await?;
+    Ok(Answer::Acked(accepted, event_id))
 }
 
 /// Turn an outcome into the response, with its metric and log line.
@@ -195,11 +203,11 @@ fn respond(route: Route, started: Instant, outcome: Outcome) -> Response {
                 outcome = word,
                 "webhook acknowledged"
             );
-            (
-                status,
-                Json(json!({ "event_id": event_id, "status": word })),
-            )
-                .into_response()
+            let body = AckBody {
+                event_id: &event_id,
+                status: word,
+            };
+            (status, Json(body)).into_response()
         }
         Err(reject) => {
             let code = reject.status.as_u16();

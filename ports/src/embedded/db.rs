@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 use tokio::sync::oneshot;
 
 use crate::{PortError, Result};
@@ -75,7 +76,13 @@ fn connect(path: &Path) -> Result<Connection> {
     // Each write job runs in a SAVEPOINT; keep its statement journal in
     // memory instead of a temp file (it is discarded at COMMIT anyway).
     conn.pragma_update(None, "temp_store", "MEMORY").db()?;
-    // Every hot statement is prepared once per connection.
+    // Every hot statement is prepared once per connection. Without the
+    // query planner stability guarantee, SQLite re-prepares a statement
+    // whenever a parameter its plan may depend on is bound again — for a
+    // `LIMIT ?` that is every execution (the worker's receive, the ledger
+    // sweep). The plans here do not depend on the values.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .db()?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

@@ -467,3 +467,30 @@ async fn expired_ledger_records_are_swept_as_fast_as_records_are_created() {
         .expect("create");
     assert!(matches!(again, crate::CreateOutcome::Created(r) if r.payload_hash == "h2"));
 }
+
+/// Re-binding a statement's parameters does not make SQLite prepare it
+/// again (it would for `LIMIT ?` without the planner stability guarantee:
+/// every receive and ledger sweep).
+#[tokio::test]
+async fn cached_statements_are_not_re_prepared_when_rebound() {
+    use super::db::SqlResult;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(&dir.path().join(DB_FILE), 256).expect("open");
+    let reprepared = db
+        .write(|c| {
+            let sql = "SELECT key FROM ledger WHERE expires_at <= ?1 LIMIT ?2";
+            for limit in [1, 16, 1024, 16] {
+                let mut st = c.prepare_cached(sql).db()?;
+                st.query_map(rusqlite::params![limit * 1000, limit], |r| {
+                    r.get::<_, String>(0)
+                })
+                .db()?
+                .for_each(drop);
+            }
+            let st = c.prepare_cached(sql).db()?;
+            Ok(st.get_status(rusqlite::StatementStatus::RePrepare))
+        })
+        .await
+        .expect("query");
+    assert_eq!(reprepared, 0);
+}
