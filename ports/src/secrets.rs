@@ -22,8 +22,11 @@ pub trait SecretSource: Send + Sync + std::fmt::Debug {
 pub struct Secrets {
     source: Arc<dyn SecretSource>,
     ttl: Duration,
-    cache: Arc<Mutex<HashMap<String, (Instant, Option<String>)>>>,
+    cache: Arc<Mutex<HashMap<String, Cached>>>,
 }
+
+/// When a secret was fetched, and its value then (`None`: not set).
+type Cached = (Instant, Option<String>);
 
 impl std::fmt::Debug for Secrets {
     // Never print cached values.

@@ -99,10 +99,10 @@ fn kill9_loses_no_acknowledged_append() {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(id) = line.strip_prefix("ACK ") {
-                if tx.send(id.to_owned()).is_err() {
-                    break;
-                }
+            if let Some(id) = line.strip_prefix("ACK ")
+                && tx.send(id.to_owned()).is_err()
+            {
+                break;
             }
         }
     });

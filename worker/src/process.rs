@@ -63,7 +63,7 @@ impl Worker {
     pub async fn process(&self, msg: &ReceivedMessage) -> Disposition {
         let drop_every = self.faults.drop_every.load(Ordering::Relaxed);
         if drop_every > 0
-            && (self.faults.seen.fetch_add(1, Ordering::Relaxed) + 1) % drop_every == 0
+            && (self.faults.seen.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(drop_every)
         {
             return Disposition::Done;
         }

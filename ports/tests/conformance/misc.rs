@@ -162,7 +162,8 @@ pub async fn flags_round_trip_with_audit(h: &Harness) {
     assert!(typed.paused("richpanel"));
 
     let hist = f.history(10).await.expect("history");
-    let rows: Vec<(u64, &str, &str, &str, Option<&str>, &str)> = hist
+    type Row<'a> = (u64, &'a str, &'a str, &'a str, Option<&'a str>, &'a str);
+    let rows: Vec<Row<'_>> = hist
         .iter()
         .map(|a| {
             (
