@@ -73,8 +73,8 @@ fn connect(path: &Path) -> Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", "FULL").db()?;
     conn.pragma_update(None, "foreign_keys", "ON").db()?;
-    // Each write job runs in a SAVEPOINT; keep its statement journal in
-    // memory instead of a temp file (it is discarded at COMMIT anyway).
+    // A replayed batch runs each job in a SAVEPOINT: keep its statement
+    // journal in memory instead of a temp file (discarded at COMMIT).
     conn.pragma_update(None, "temp_store", "MEMORY").db()?;
     // Every hot statement is prepared once per connection. Without the
     // query planner stability guarantee, SQLite re-prepares a statement
