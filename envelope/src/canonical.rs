@@ -64,6 +64,19 @@ impl<'w, W: Write> Object<'w, W> {
         serde_json::to_writer(out, value).map_err(io::Error::from)
     }
 
+    /// A member serde leaves out when `None` (`skip_serializing_if =
+    /// "Option::is_none"`): written only when present.
+    pub(crate) fn present<T: Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &Option<T>,
+    ) -> io::Result<()> {
+        match value {
+            Some(v) => self.field(key, v),
+            None => Ok(()),
+        }
+    }
+
     /// A member whose value `write` writes (a nested object or list).
     pub(crate) fn with(
         &mut self,

@@ -242,12 +242,8 @@ impl Message {
                     content_type,
                 } = a;
                 let mut a = Object::open(w)?;
-                if content_type.is_some() {
-                    a.field("content_type", content_type)?;
-                }
-                if name.is_some() {
-                    a.field("name", name)?;
-                }
+                a.present("content_type", content_type)?;
+                a.present("name", name)?;
                 a.field("size_bytes", size_bytes)?;
                 a.field("type", kind)?;
                 a.field("url", url)?;
@@ -256,9 +252,7 @@ impl Message {
         })?;
         m.field("created_at", created_at)?;
         m.field("id", id)?;
-        if original_length.is_some() {
-            m.field("original_length", original_length)?;
-        }
+        m.present("original_length", original_length)?;
         m.field("text", text)?;
         if *truncated {
             m.field("truncated", truncated)?;
@@ -362,12 +356,8 @@ impl Envelope {
             let mut r = Object::open(w)?;
             r.field("assignee_id", assignee_id)?;
             r.field("tags", tags)?;
-            if ticket_id.is_some() {
-                r.field("ticket_id", ticket_id)?;
-            }
-            if ticket_url.is_some() {
-                r.field("ticket_url", ticket_url)?;
-            }
+            r.present("ticket_id", ticket_id)?;
+            r.present("ticket_url", ticket_url)?;
             r.close()
         })?;
         o.field("schema_version", schema_version)?;
