@@ -47,7 +47,7 @@ pub use model::{
     Recovery, RichpanelInfo, SCHEMA_VERSION, SourceKind,
 };
 pub use richpanel::normalize_richpanel;
-pub use ses::normalize_ses;
+pub use ses::{normalize_ses, normalize_verified_sns};
 pub use version::{decode, upcast_v0};
 
 /// Which normalizer to run on a body.

@@ -59,6 +59,29 @@ fn replace(text: &mut Cow<'_, str>, re: &Regex, with: &str) {
     }
 }
 
+/// An id as it may appear in a log line or span: as is, unless it could
+/// carry an address or phone number (an email Message-ID, a ticket id
+/// that is an address), then [`hash_id`] of it — the same id always logs
+/// the same way, so lines can still be joined on it.
+pub fn log_id(id: &str) -> String {
+    if id.contains('@') || redact(id) != id {
+        hash_id(id)
+    } else {
+        id.to_owned()
+    }
+}
+
+/// The text of `value` (an error, a reason) with PII masked by [`redact`]:
+/// for every error and reason field of a log line, since an error's text
+/// may quote an id, a key or a downstream's answer.
+pub fn redacted(value: impl std::fmt::Display) -> String {
+    let text = value.to_string();
+    match redact(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(masked) => masked,
+    }
+}
+
 /// A short stable hash (`h:` + 12 hex characters) for logging an id that
 /// may embed PII (an email thread id, a customer id).
 pub fn hash_id(s: &str) -> String {

@@ -117,16 +117,8 @@ impl Auth {
             .get(HEADER_TIMESTAMP)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| Reject::unauthorized("missing X-Switchyard-Timestamp header"))?;
-        let secs: i64 = ts
-            .trim()
-            .parse()
-            .map_err(|_| Reject::unauthorized("X-Switchyard-Timestamp is not unix seconds"))?;
-        let skew = (chrono::Utc::now().timestamp() - secs).unsigned_abs();
-        if skew > self.window.as_secs() {
-            return Err(Reject::unauthorized(
-                "X-Switchyard-Timestamp outside the replay window",
-            ));
-        }
+        check_timestamp(ts, chrono::Utc::now().timestamp(), self.window.as_secs())
+            .map_err(Reject::unauthorized)?;
         let sig = headers
             .get(HEADER_SIGNATURE)
             .and_then(|v| v.to_str().ok())
@@ -185,7 +177,7 @@ impl Auth {
             self.secrets.get(name).await
         };
         got.map_err(|e| {
-            tracing::warn!(error = %e, "cannot read webhook credentials");
+            tracing::warn!(error = %envelope::redact::redacted(&e), "cannot read webhook credentials");
             Reject::unavailable("credentials store unavailable", Duration::from_secs(5))
         })
     }
@@ -238,9 +230,50 @@ pub fn generate_token() -> String {
     )
 }
 
+/// `X-Switchyard-Timestamp` (unix seconds) within `window` seconds of
+/// `now`, either way. Any header value, however extreme, is an answer,
+/// never an overflow.
+fn check_timestamp(header: &str, now: i64, window: u64) -> Result<(), &'static str> {
+    let secs: i64 = header
+        .trim()
+        .parse()
+        .map_err(|_| "X-Switchyard-Timestamp is not unix seconds")?;
+    if now.abs_diff(secs) > window {
+        return Err("X-Switchyard-Timestamp outside the replay window");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn extreme_timestamps_are_refused_not_overflowed() {
+        let now = 1_700_000_000;
+        for ts in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX] {
+            assert!(check_timestamp(&ts.to_string(), now, 300).is_err(), "{ts}");
+        }
+        assert!(check_timestamp(&i64::MIN.to_string(), i64::MAX, u64::MAX).is_ok());
+        assert!(check_timestamp("1700000299", now, 300).is_ok());
+        assert!(check_timestamp("1699999700", now, 300).is_ok());
+        assert!(check_timestamp("1700000301", now, 300).is_err());
+        assert!(check_timestamp("99999999999999999999", now, 300).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_timestamp_header_is_answered(header in ".{0,40}", now in any::<i64>(), window in any::<u64>()) {
+            let _ = check_timestamp(&header, now, window);
+        }
+
+        #[test]
+        fn any_number_is_judged_by_its_distance(ts in any::<i64>(), now in any::<i64>(), window in 0u64..1_000_000) {
+            let inside = (i128::from(now) - i128::from(ts)).unsigned_abs() <= u128::from(window);
+            prop_assert_eq!(check_timestamp(&ts.to_string(), now, window).is_ok(), inside);
+        }
+    }
 
     #[test]
     fn hmac_round_trip_and_tamper() {

@@ -71,6 +71,27 @@ pub struct SnsConfig {
     pub allow_http: bool,
     /// Timeout of the certificate fetch and the subscription confirmation.
     pub fetch_timeout_secs: u64,
+    /// Topics whose messages are accepted (`SWITCHYARD_SNS_TOPIC_ARNS`,
+    /// comma-separated ARNs). `None`: no allowlist configured, so the SES
+    /// route refuses everything. `["*"]`: any topic (any AWS account can then
+    /// subscribe its own topic to the endpoint; warned at start).
+    pub topic_arns: Option<Vec<String>>,
+    /// Oldest message `Timestamp` accepted, in seconds (a captured message
+    /// cannot be replayed after this); also the furthest it may lie in the
+    /// future.
+    pub max_age_secs: u64,
+}
+
+/// The wildcard entry of [`SnsConfig::topic_arns`].
+pub const ANY_TOPIC: &str = "*";
+
+impl SnsConfig {
+    /// Whether the allowlist is the explicit wildcard.
+    pub fn any_topic(&self) -> bool {
+        self.topic_arns
+            .as_ref()
+            .is_some_and(|t| t.iter().any(|a| a == ANY_TOPIC))
+    }
 }
 
 impl Default for SnsConfig {
@@ -79,6 +100,8 @@ impl Default for SnsConfig {
             cert_host_pattern: DEFAULT_SNS_CERT_HOST_PATTERN.to_owned(),
             allow_http: false,
             fetch_timeout_secs: 5,
+            topic_arns: None,
+            max_age_secs: 3600,
         }
     }
 }
@@ -104,7 +127,8 @@ impl IngressConfig {
     /// `SWITCHYARD_LIMIT_SES_BYTES`, `SWITCHYARD_LIMIT_EMAIL_BYTES`,
     /// `SWITCHYARD_IN_PROGRESS_SECS`, `SWITCHYARD_LEDGER_KEEP_SECS`,
     /// `SWITCHYARD_IN_FLIGHT_WAIT_MS`, `SWITCHYARD_HMAC_WINDOW_SECS`,
-    /// `SWITCHYARD_SNS_CERT_HOST_PATTERN`, `SWITCHYARD_SNS_ALLOW_HTTP`.
+    /// `SWITCHYARD_SNS_CERT_HOST_PATTERN`, `SWITCHYARD_SNS_ALLOW_HTTP`,
+    /// `SWITCHYARD_SNS_TOPIC_ARNS`, `SWITCHYARD_SNS_MAX_AGE_SECS`.
     pub fn from_env() -> Result<IngressConfig, IngressError> {
         Self::default().with_env(|k| std::env::var(k).ok())
     }
@@ -151,6 +175,16 @@ impl IngressConfig {
         if let Some(v) = get("SWITCHYARD_SNS_ALLOW_HTTP") {
             self.sns.allow_http = matches!(v.trim(), "1" | "true" | "yes");
         }
+        if let Some(v) = get("SWITCHYARD_SNS_TOPIC_ARNS") {
+            let arns: Vec<String> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect();
+            self.sns.topic_arns = (!arns.is_empty()).then_some(arns);
+        }
+        num("SWITCHYARD_SNS_MAX_AGE_SECS", &mut self.sns.max_age_secs)?;
         self.validate()?;
         Ok(self)
     }
@@ -162,6 +196,18 @@ impl IngressConfig {
         })?;
         regex::Regex::new(&self.sns.cert_host_pattern)
             .map_err(|e| IngressError::Config(format!("invalid SNS cert host pattern: {e}")))?;
+        for arn in self.sns.topic_arns.iter().flatten() {
+            if arn != ANY_TOPIC && crate::sns::topic_region(arn).is_none() {
+                return Err(IngressError::Config(format!(
+                    "SWITCHYARD_SNS_TOPIC_ARNS: {arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME) or *"
+                )));
+            }
+        }
+        if self.sns.max_age_secs == 0 {
+            return Err(IngressError::Config(
+                "SWITCHYARD_SNS_MAX_AGE_SECS must be at least 1".into(),
+            ));
+        }
         if self.in_progress_secs == 0 || self.keep_secs < self.in_progress_secs {
             return Err(IngressError::Config(
                 "need 0 < in_progress_secs <= keep_secs".into(),

@@ -187,7 +187,7 @@ fn in_flight_timeout(route: &'static str, p: Kept<'_>) -> Reject {
 
 fn unavailable(route: &'static str, what: &'static str, e: &PortError, p: Kept<'_>) -> Reject {
     metrics::counter!(m::UNAVAILABLE, "route" => route, "reason" => what).increment(1);
-    tracing::warn!(error = %e, port = what, "backend failure before ack");
+    tracing::warn!(error = %envelope::redact::redacted(&e), port = what, "backend failure before ack");
     Reject::unavailable(
         format!("{what} unavailable; nothing was accepted"),
         RETRY_AFTER,

@@ -46,7 +46,8 @@ pub use auth::{
     SECRET_TOKEN_PREVIOUS, generate_token, sign,
 };
 pub use config::{
-    BodyLimits, DEFAULT_SNS_CERT_HOST_PATTERN, DEFAULT_TOKEN_HEADER, IngressConfig, SnsConfig,
+    ANY_TOPIC, BodyLimits, DEFAULT_SNS_CERT_HOST_PATTERN, DEFAULT_TOKEN_HEADER, IngressConfig,
+    SnsConfig,
 };
 pub use error::IngressError;
 
@@ -97,6 +98,12 @@ impl Ingress {
             keep: cfg.keep(),
             in_flight_wait: Duration::from_millis(cfg.in_flight_wait_ms),
         };
+        if cfg.sns.any_topic() {
+            tracing::warn!(
+                "SWITCHYARD_SNS_TOPIC_ARNS=*: the SES route accepts messages from any SNS topic, \
+                 of any AWS account that subscribes this endpoint"
+            );
+        }
         let shared = Shared {
             sns: sns::Verifier::new(&cfg.sns)?,
             backend,
@@ -110,17 +117,39 @@ impl Ingress {
         })
     }
 
-    /// Every route: the three webhooks, `/healthz`, `/readyz`, `/metrics`.
+    /// Every route: the three webhooks, `/healthz`, `/readyz`, `/metrics`
+    /// (one listener: the Lambda entry point, tests, a loopback `serve`).
     pub fn router(&self) -> Router {
+        self.webhook_router().merge(self.admin_routes())
+    }
+
+    /// The public routes: the three webhooks and `/healthz`.
+    pub fn webhook_router(&self) -> Router {
         Router::new()
             .route("/webhooks/richpanel", post(routes::richpanel))
             .route("/webhooks/email", post(routes::email))
             .route("/webhooks/ses", post(routes::ses))
             .route("/healthz", get(routes::healthz))
-            .route("/readyz", get(routes::readyz))
-            .route("/metrics", get(routes::metrics))
             // Limits are per route, enforced by the handlers (JSON 413).
             .layer(DefaultBodyLimit::disable())
+            .with_state(self.shared.clone())
+    }
+
+    /// The operator's routes for a listener of their own: `/metrics`,
+    /// `/readyz` and `/healthz`.
+    pub fn admin_router(&self) -> Router {
+        self.admin_routes()
+            .route("/healthz", get(routes::healthz))
+            .with_state(self.shared.clone())
+    }
+
+    fn admin_routes<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        Router::new()
+            .route("/readyz", get(routes::readyz))
+            .route("/metrics", get(routes::metrics))
             .with_state(self.shared.clone())
     }
 }

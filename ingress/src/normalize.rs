@@ -1,6 +1,7 @@
 //! The one place the ingress calls the envelope crate: bytes → the
 //! [`Prepared`] message the idempotency flow enqueues.
 use chrono::Utc;
+use envelope::ses::SnsMessage;
 use envelope::{NormalizeConfig, NormalizeError};
 
 use crate::error::Reject;
@@ -46,14 +47,26 @@ pub(crate) fn prepare(
     body: &[u8],
     cfg: &NormalizeConfig,
 ) -> Result<Normalized, Reject> {
-    let env =
-        match envelope::normalize(source.envelope(), body, cfg, Utc::now()).map_err(bad_input)? {
-            envelope::Normalized::Envelope(env) => env,
-            // Confirmations are handled (after signature checks) by the SES
-            // route before normalizing; anything else carries no event.
-            _ => return Ok(Normalized::Ignored),
-        };
-    Ok(Normalized::Event(Prepared {
+    let normalized =
+        envelope::normalize(source.envelope(), body, cfg, Utc::now()).map_err(bad_input)?;
+    Ok(prepared(source, normalized))
+}
+
+/// Normalize a verified SNS message (the SES route): only its signed
+/// fields are read.
+pub(crate) fn prepare_sns(msg: SnsMessage, cfg: &NormalizeConfig) -> Result<Normalized, Reject> {
+    let normalized = envelope::normalize_verified_sns(msg, cfg, Utc::now()).map_err(bad_input)?;
+    Ok(prepared(Source::Ses, normalized))
+}
+
+fn prepared(source: Source, normalized: envelope::Normalized) -> Normalized {
+    let env = match normalized {
+        envelope::Normalized::Envelope(env) => env,
+        // Confirmations are handled (after signature checks) by the SES
+        // route before normalizing; anything else carries no event.
+        _ => return Normalized::Ignored,
+    };
+    Normalized::Event(Prepared {
         event_id: env.event_id.as_str().to_owned(),
         conversation_id: env.conversation_id.as_str().to_owned(),
         payload_hash: env.payload_hash(),
@@ -61,7 +74,7 @@ pub(crate) fn prepare(
         dedup_id: env.dedup_id(),
         body: env.to_json(),
         source: source.name(),
-    }))
+    })
 }
 
 fn bad_input(e: NormalizeError) -> Reject {
@@ -70,12 +83,7 @@ fn bad_input(e: NormalizeError) -> Reject {
     Reject::bad_request(e.reason_code(), e.to_string())
 }
 
-/// An id as it may appear in a log line: as is, unless it could carry an
-/// address or phone number, then a stable short hash.
+/// An id as it may appear in a log line ([`envelope::redact::log_id`]).
 pub(crate) fn log_id(id: &str) -> String {
-    if id.contains('@') || envelope::redact::redact(id) != id {
-        envelope::redact::hash_id(id)
-    } else {
-        id.to_owned()
-    }
+    envelope::redact::log_id(id)
 }

@@ -18,7 +18,7 @@ use crate::error::Reject;
 use crate::flow::{self, Accepted};
 use crate::metrics as m;
 use crate::normalize::{self, Source};
-use crate::sns::{Kind, SnsMessage};
+use crate::sns::{self, Kind};
 use crate::{Shared, limits, trace};
 
 /// A webhook route's fixed properties.
@@ -103,7 +103,8 @@ async fn token_route(st: Arc<Shared>, route: Route, headers: HeaderMap, body: Bo
         if let Presented::Signature = presented {
             st.auth.check_signature(&headers, &bytes).await?;
         }
-        accept(&st, route, &headers, &bytes).await
+        let prepared = normalize::prepare(route.source, &bytes, &st.cfg.normalize)?;
+        accept(&st, route, &headers, prepared).await
     }
     .instrument(span.clone())
     .await;
@@ -116,11 +117,21 @@ pub(crate) async fn ses(State(st): State<Arc<Shared>>, headers: HeaderMap, body:
     let outcome = async {
         limits::content_type(&headers, SES.content_types)?;
         let bytes = limits::read_body(&headers, body, (SES.limit)(&st.cfg.limits)).await?;
-        let msg = SnsMessage::parse(&bytes)
-            .map_err(|e| Reject::bad_request("invalid_sns", format!("not an SNS message: {e}")))?;
-        let kind = crate::sns::kind(&msg).ok_or_else(|| {
+        let msg = sns::parse_delivery(&bytes).map_err(|e| match e {
+            sns::ParseError::Invalid(_) => Reject::bad_request("invalid_sns", e.to_string()),
+            sns::ParseError::UnexpectedField(_) => {
+                Reject::bad_request("unexpected_sns_field", e.to_string())
+            }
+        })?;
+        let kind = sns::kind(&msg).ok_or_else(|| {
             Reject::bad_request("unsupported_sns_type", "SNS Type is not handled here")
         })?;
+        // Who may send, before any certificate is fetched.
+        sns::check_origin(&st.cfg.sns, &msg, chrono::Utc::now())
+            .and_then(|()| {
+                sns::check_url_region(&msg, "SigningCertURL", msg.signing_cert_url.as_deref())
+            })
+            .map_err(origin_reject)?;
         st.sns.verify(&msg).await.map_err(|e| {
             if e.is_transient() {
                 Reject::unavailable(e.to_string(), Duration::from_secs(5))
@@ -129,8 +140,15 @@ pub(crate) async fn ses(State(st): State<Arc<Shared>>, headers: HeaderMap, body:
             }
         })?;
         match kind {
-            Kind::Notification => accept(&st, SES, &headers, &bytes).await,
+            // Only the verified document is normalized: its content comes
+            // from the signed `Message`, nothing else of the body.
+            Kind::Notification => {
+                let prepared = normalize::prepare_sns(msg, &st.cfg.normalize)?;
+                accept(&st, SES, &headers, prepared).await
+            }
             Kind::SubscriptionConfirmation => {
+                sns::check_url_region(&msg, "SubscribeURL", msg.subscribe_url.as_deref())
+                    .map_err(origin_reject)?;
                 let url = msg.subscribe_url.as_deref().unwrap_or_default();
                 st.sns.confirm(url).await.map_err(|e| {
                     if e.is_transient() {
@@ -142,7 +160,7 @@ pub(crate) async fn ses(State(st): State<Arc<Shared>>, headers: HeaderMap, body:
                         Reject::bad_request("subscribe_url_not_allowed", e.to_string())
                     }
                 })?;
-                tracing::info!("SNS subscription confirmed");
+                tracing::info!(topic = %msg.topic_arn, "SNS subscription confirmed");
                 Ok(Answer::Status("subscribed"))
             }
             Kind::UnsubscribeConfirmation => Ok(Answer::Status("ignored")),
@@ -151,6 +169,19 @@ pub(crate) async fn ses(State(st): State<Arc<Shared>>, headers: HeaderMap, body:
     .instrument(span.clone())
     .await;
     span.in_scope(|| respond(SES, started, outcome))
+}
+
+/// 400 for a malformed field, 403 for a sender that is not let in.
+fn origin_reject(e: sns::OriginError) -> Reject {
+    if e.is_malformed() {
+        Reject::bad_request("invalid_sns", e.to_string())
+    } else {
+        Reject::new(
+            StatusCode::FORBIDDEN,
+            "sns_sender_not_allowed",
+            e.to_string(),
+        )
+    }
 }
 
 fn webhook_span(route: Route) -> tracing::Span {
@@ -162,9 +193,14 @@ fn webhook_span(route: Route) -> tracing::Span {
     )
 }
 
-/// Normalize and run the idempotency flow.
-async fn accept(st: &Shared, route: Route, headers: &HeaderMap, bytes: &[u8]) -> Outcome {
-    let p = match normalize::prepare(route.source, bytes, &st.cfg.normalize)? {
+/// Run the idempotency flow for a normalized body.
+async fn accept(
+    st: &Shared,
+    route: Route,
+    headers: &HeaderMap,
+    prepared: normalize::Normalized,
+) -> Outcome {
+    let p = match prepared {
         normalize::Normalized::Event(p) => p,
         normalize::Normalized::Ignored => return Ok(Answer::Status("ignored")),
     };
@@ -229,7 +265,7 @@ pub(crate) async fn readyz(State(st): State<Arc<Shared>>) -> Response {
     match tokio::time::timeout(Duration::from_secs(5), st.backend.ready()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "backend not ready");
+            tracing::warn!(error = %envelope::redact::redacted(&e), "backend not ready");
             Reject::unavailable("backend not reachable", Duration::from_secs(5)).into_response()
         }
         Err(_) => Reject::unavailable("backend readiness check timed out", Duration::from_secs(5))

@@ -77,9 +77,16 @@ impl FakeSns {
         format!("{}/SimpleNotificationService-test.pem", self.base)
     }
 
-    /// Set cert URL and version, then sign the canonical string. `None`
-    /// when version 1 is asked and no `openssl` binary is available.
+    /// Set cert URL, version and a current Timestamp, then sign the
+    /// canonical string. `None` when version 1 is asked and no `openssl`
+    /// binary is available.
     fn sign(&self, mut doc: Value, version: &str) -> Option<Value> {
+        doc["Timestamp"] = Value::String(sns_now());
+        self.sign_as_is(doc, version)
+    }
+
+    /// Sign `doc` keeping its Timestamp.
+    fn sign_as_is(&self, mut doc: Value, version: &str) -> Option<Value> {
         doc["SigningCertURL"] = Value::String(self.cert_url());
         doc["SignatureVersion"] = Value::String(version.to_owned());
         doc["Signature"] = Value::String("placeholder".to_owned());
@@ -121,11 +128,24 @@ fn openssl_sha1_sign(key_pem: &str, data: &[u8]) -> Option<Vec<u8>> {
     out.status.success().then_some(out.stdout)
 }
 
+/// The topic of the corpus notification.
+const CORPUS_TOPIC: &str = "arn:aws:sns:us-east-1:012345678912:example-topic";
+/// The topic of the subscription test.
+const INBOUND_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ses-inbound";
+
 fn sns_config() -> IngressConfig {
     let mut cfg = IngressConfig::default();
     cfg.sns.cert_host_pattern = r"^127\.0\.0\.1$".to_owned();
     cfg.sns.allow_http = true;
+    cfg.sns.topic_arns = Some(vec![CORPUS_TOPIC.to_owned(), INBOUND_TOPIC.to_owned()]);
     cfg
+}
+
+/// Now, as SNS writes its `Timestamp`.
+fn sns_now() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 fn notification() -> Value {
@@ -158,6 +178,7 @@ async fn signed_notifications_are_accepted_and_tampered_ones_rejected() {
         // The corpus placeholder signature cannot verify.
         let mut unsigned = notification();
         unsigned["SigningCertURL"] = Value::String(sns.cert_url());
+        unsigned["Timestamp"] = Value::String(sns_now());
         let (status, json) = post_ses(&app, &unsigned).await;
         assert_eq!(status, 401, "{}: {json}", tb.name);
         assert_eq!(app.visible().await, 0);
@@ -174,7 +195,7 @@ async fn signed_notifications_are_accepted_and_tampered_ones_rejected() {
                 assert_eq!(status, 200, "{}: SignatureVersion 1: {json}", tb.name);
                 assert_eq!(json["status"], "duplicate");
                 let mut bad = v1.clone();
-                bad["Timestamp"] = Value::String("2030-01-01T00:00:00.000Z".to_owned());
+                bad["MessageId"] = Value::String("another-id".to_owned());
                 assert_eq!(post_ses(&app, &bad).await.0, 401, "tampered v1");
             }
             None => eprintln!(
@@ -229,7 +250,6 @@ async fn subscription_confirmation_fetches_the_allowlisted_subscribe_url() {
             "TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-inbound",
             "Message": "You have chosen to subscribe to the topic arn:aws:sns:us-east-1:123456789012:ses-inbound.",
             "SubscribeURL": format!("{}/confirm?Action=ConfirmSubscription&Token=2336", sns.base),
-            "Timestamp": "2026-01-01T00:00:00.000Z",
         });
         let (status, json) = post_ses(&app, &sns.sign(confirm.clone(), "2").unwrap()).await;
         assert_eq!(status, 200, "{}: {json}", tb.name);
@@ -279,4 +299,140 @@ async fn ses_route_limits_and_garbage() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 415);
+}
+
+/// The first queued envelope.
+async fn queued_envelope(app: &App) -> envelope::Envelope {
+    let got = app
+        .backend
+        .queue
+        .receive(
+            10,
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    envelope::decode(got.first().expect("a queued message").body.as_bytes()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_records_beside_a_signed_notification_are_refused() {
+    for tb in backends().await {
+        let sns = fake_sns().await;
+        let app = serve(tb.backend.clone(), sns_config()).await;
+        // A validly signed notification, with an unsigned Lambda-style SES
+        // record beside it carrying a forged email.
+        let mut forged = sns.sign(notification(), "2").unwrap();
+        forged["Records"] = serde_json::json!([{ "ses": {
+            "mail": { "messageId": "forged-1", "headers": [
+                { "name": "From", "value": "ceo@victim.example" },
+                { "name": "Message-ID", "value": "<forged-1@victim.example>" },
+                { "name": "Subject", "value": "Refund everything" }
+            ]},
+            "receipt": { "action": { "type": "Lambda" } }
+        }}]);
+        let (status, json) = post_ses(&app, &forged).await;
+        assert_eq!(status, 400, "{}: {json}", tb.name);
+        assert_eq!(json["error"], "unexpected_sns_field");
+        assert!(
+            json["reason"].as_str().unwrap().contains("Records"),
+            "{json}"
+        );
+        assert_eq!(app.visible().await, 0, "{}: nothing stored", tb.name);
+
+        // The same signed document alone is accepted, and what is queued is
+        // what the signed Message says.
+        let signed = sns.sign(notification(), "2").unwrap();
+        let (status, json) = post_ses(&app, &signed).await;
+        assert_eq!(status, 202, "{}: {json}", tb.name);
+        let env = queued_envelope(&app).await;
+        let message: Value = serde_json::from_str(signed["Message"].as_str().unwrap()).unwrap();
+        let signed_from = message["mail"]["commonHeaders"]["from"][0]
+            .as_str()
+            .unwrap();
+        let from = env.email.from.clone().unwrap_or_default();
+        assert!(
+            signed_from.contains(&from) && !from.is_empty(),
+            "{}: {from} from {signed_from}",
+            tb.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_off_the_allowlist_is_refused_before_any_fetch() {
+    for tb in backends().await {
+        let sns = fake_sns().await;
+        let app = serve(tb.backend.clone(), sns_config()).await;
+        let attacker = "arn:aws:sns:us-east-1:999999999999:attacker-topic";
+        // Another account's topic, its notification validly signed.
+        let mut other = notification();
+        other["TopicArn"] = Value::String(attacker.to_owned());
+        let (status, json) = post_ses(&app, &sns.sign(other, "2").unwrap()).await;
+        assert_eq!(status, 403, "{}: {json}", tb.name);
+        assert_eq!(json["error"], "sns_sender_not_allowed");
+        assert!(
+            json["reason"].as_str().unwrap().contains(attacker),
+            "{json}"
+        );
+        // Its subscription confirmation is not confirmed.
+        let confirm = serde_json::json!({
+            "Type": "SubscriptionConfirmation",
+            "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1c",
+            "Token": "2336412f37fb",
+            "TopicArn": attacker,
+            "Message": "You have chosen to subscribe.",
+            "SubscribeURL": format!("{}/confirm?Action=ConfirmSubscription&Token=2336", sns.base),
+        });
+        let (status, json) = post_ses(&app, &sns.sign(confirm, "2").unwrap()).await;
+        assert_eq!(status, 403, "{}: {json}", tb.name);
+        assert_eq!(
+            sns.confirm_hits.load(Ordering::SeqCst),
+            0,
+            "no confirmation fetched"
+        );
+        assert_eq!(
+            sns.cert_hits.load(Ordering::SeqCst),
+            0,
+            "no certificate fetched"
+        );
+        assert_eq!(app.visible().await, 0);
+
+        // With no allowlist at all, the route accepts nothing.
+        let mut open = sns_config();
+        open.sns.topic_arns = None;
+        let closed = serve(tb.backend.clone(), open).await;
+        let (status, json) = post_ses(&closed, &sns.sign(notification(), "2").unwrap()).await;
+        assert_eq!(status, 403, "{}: {json}", tb.name);
+        assert!(
+            json["reason"]
+                .as_str()
+                .unwrap()
+                .contains("SWITCHYARD_SNS_TOPIC_ARNS")
+        );
+        // `*` is an explicit choice to accept any topic.
+        let mut any = sns_config();
+        any.sns.topic_arns = Some(vec![ingress::ANY_TOPIC.to_owned()]);
+        let anyone = serve(tb.backend.clone(), any).await;
+        let mut other = notification();
+        other["TopicArn"] = Value::String(attacker.to_owned());
+        let (status, json) = post_ses(&anyone, &sns.sign(other, "2").unwrap()).await;
+        assert_eq!(status, 202, "{}: {json}", tb.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_message_replayed_after_the_max_age_is_refused() {
+    let tb = embedded().await;
+    let sns = fake_sns().await;
+    let app = serve(tb.backend.clone(), sns_config()).await;
+    let mut old = notification();
+    let two_hours_ago = chrono::Utc::now() - chrono::Duration::hours(2);
+    old["Timestamp"] = Value::String(two_hours_ago.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+    let (status, json) = post_ses(&app, &sns.sign_as_is(old, "2").unwrap()).await;
+    assert_eq!(status, 403, "{json}");
+    assert!(json["reason"].as_str().unwrap().contains("old"), "{json}");
+    assert_eq!(app.visible().await, 0);
+    assert_eq!(sns.cert_hits.load(Ordering::SeqCst), 0);
 }

@@ -85,8 +85,9 @@ impl Signer {
         format!("http://{}{CERT_PATH}", self.addr)
     }
 
-    /// What `serve` needs to trust the certificate: the host pattern (a
-    /// regex on the host alone, anchored) and plain http.
+    /// What `serve` needs to trust the certificate and the topic: the host
+    /// pattern (a regex on the host alone, anchored), plain http, and the
+    /// topic allowlist.
     pub fn serve_env(&self) -> Vec<(String, String)> {
         let host = match self.addr {
             SocketAddr::V4(a) => a.ip().to_string(),
@@ -98,6 +99,7 @@ impl Signer {
                 format!("^{}$", regex_escape(&host)),
             ),
             ("SWITCHYARD_SNS_ALLOW_HTTP".to_owned(), "1".to_owned()),
+            ("SWITCHYARD_SNS_TOPIC_ARNS".to_owned(), TOPIC_ARN.to_owned()),
         ]
     }
 

@@ -55,6 +55,10 @@ pub async fn spawn_serve(
                 .prefix("loadtest-")
                 .tempdir()
                 .context("temp data dir")?;
+            // The harness's own data dir: the only kind where serve accepts
+            // the message-dropping fault of the checker's self-test.
+            std::fs::write(t.path().join(worker::TEST_TARGET_MARKER), b"loadtest\n")
+                .context("marking the temp data dir as a test target")?;
             (t.path().to_owned(), Some(t))
         }
     };

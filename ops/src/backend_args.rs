@@ -16,9 +16,16 @@ pub struct BackendArgs {
     /// Name prefix of the AWS queues, tables and secrets.
     #[arg(long, env = "SWITCHYARD_AWS_PREFIX", default_value = "switchyard")]
     pub aws_prefix: String,
-    /// Receives before a message moves to the DLQ.
-    #[arg(long, env = "SWITCHYARD_MAX_RECEIVE_COUNT", default_value_t = 5)]
+    /// Deliveries before the queue dead-letters a message (a backstop: the
+    /// worker holds a conversation through transient failures and
+    /// dead-letters with the reason on the last delivery).
+    #[arg(long, env = "SWITCHYARD_MAX_RECEIVE_COUNT", default_value_t = ports::DEFAULT_MAX_RECEIVE_COUNT)]
     pub max_receive_count: u32,
+    /// The only buckets raw emails are read from (comma-separated).
+    /// Default: `raw-mail` (embedded, under the data dir's `blobs/`), or
+    /// `<aws-prefix>-raw-mail`.
+    #[arg(long, env = "SWITCHYARD_RAW_MAIL_BUCKETS", value_delimiter = ',')]
+    pub raw_mail_buckets: Vec<String>,
 }
 
 impl BackendArgs {
@@ -26,12 +33,28 @@ impl BackendArgs {
         if self.backend == "aws" {
             let mut s = AwsSettings::new(self.aws_prefix.clone());
             s.max_receive_count = self.max_receive_count;
+            if let Some(b) = self.buckets() {
+                s.raw_mail_buckets = b;
+            }
             BackendConfig::Aws(s)
         } else {
             let mut s = EmbeddedSettings::new(self.data_dir.clone());
             s.max_receive_count = self.max_receive_count;
+            if let Some(b) = self.buckets() {
+                s.raw_mail_buckets = b;
+            }
             BackendConfig::Embedded(s)
         }
+    }
+
+    fn buckets(&self) -> Option<Vec<String>> {
+        let b: Vec<String> = self
+            .raw_mail_buckets
+            .iter()
+            .map(|b| b.trim().to_owned())
+            .filter(|b| !b.is_empty())
+            .collect();
+        (!b.is_empty()).then_some(b)
     }
 
     /// Open the backend. The embedded one is provisioned on the fly (it is

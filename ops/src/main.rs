@@ -60,6 +60,10 @@ enum Command {
     ///
     /// Example: switchyard replay --all --verify
     Replay(cmd::replay::Args),
+    /// Hand a conversation that was handed to a human back to automation.
+    ///
+    /// Example: switchyard handback 12345_acme_678 --reason "customer answered"
+    Handback(cmd::handback::Args),
     /// Inspect and redrive dead-lettered messages.
     ///
     /// Example: switchyard dlq list
@@ -81,5 +85,6 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::block_on(cmd::inspect::run(args)),
         Command::Replay(args) => cmd::block_on(cmd::replay::run(args)),
         Command::Dlq(args) => cmd::block_on(cmd::dlq::run(args)),
+        Command::Handback(args) => cmd::block_on(cmd::handback::run(args)),
     }
 }

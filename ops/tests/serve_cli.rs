@@ -86,6 +86,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    addresses_and_phones_in_ids_and_text_never_reach_the_logs_at_debug,
     webhooks_become_ordered_streams_and_replay_verifies,
     kill_switch_flipped_with_the_cli_stops_writes,
     dead_letters_are_listed_with_reason_and_redriven_in_order,
@@ -96,6 +97,8 @@ struct Serve {
     child: Child,
     url: String,
     stderr: std::path::PathBuf,
+    /// Everything serve printed to stdout.
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Serve {
@@ -120,13 +123,32 @@ impl Serve {
             .read_line(&mut first)
             .expect("serve prints its address");
         // Keep draining stdout: a closed pipe would fail serve's later prints.
-        std::thread::spawn(move || for _ in reader.lines() {});
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(first.clone()));
+        let sink = printed.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                if let Ok(mut out) = sink.lock() {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            }
+        });
         let url = first
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no address in {first:?}"))
             .to_owned();
-        Serve { child, url, stderr }
+        Serve {
+            child,
+            url,
+            stderr,
+            stdout: printed,
+        }
+    }
+
+    /// What serve printed to stdout so far.
+    fn printed(&self) -> String {
+        self.stdout.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// SIGTERM, then wait for a clean exit.
@@ -545,4 +567,178 @@ async fn status_names_stuck_conversations(kind: &'static str) {
         Some(0),
         "{s}"
     );
+}
+
+/// Invariant 7 at the most verbose level: ticket ids, message ids and texts
+/// that carry addresses and phone numbers, through every route and a live
+/// downstream, appear in no line serve writes to stdout or stderr.
+async fn addresses_and_phones_in_ids_and_text_never_reach_the_logs_at_debug(kind: &'static str) {
+    let fake = FakeServer::start(FakeConfig {
+        richpanel_quota: None,
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = Store::new(kind, tmp.path());
+    let env = [
+        ("SWITCHYARD_RICHPANEL_BASE_URL", fake.base_url()),
+        ("SWITCHYARD_RICHPANEL_API_KEY", "rp-secret-key".to_string()),
+        ("RUST_LOG", "debug".to_string()),
+    ];
+    let serve = Serve::start(&data, &env);
+    let client = reqwest::Client::new();
+    let secrets = [
+        "jane.roe@example.net",
+        "CAF1x2y3zz@mail.gmail.com",
+        "555-0199",
+        "5550199",
+        "pat.smith@example.org",
+        "thread-77@customer.example.org",
+        "+44 20 7946 0958",
+    ];
+    // A ticket whose id is an address, a message id that is a Message-ID.
+    let rp = serde_json::json!({
+        "ticket_id": "jane.roe@example.net",
+        "message_id": "<CAF1x2y3zz@mail.gmail.com>",
+        "message": "where is my order #1001? call +1 (415) 555-0199 or jane.roe@example.net",
+        "customer_email": "jane.roe@example.net",
+        "customer_phone": "+44 20 7946 0958",
+        "channel": "email",
+    });
+    assert_eq!(post(&client, &serve.url, rp.clone()).await, 202);
+    assert_eq!(post(&client, &serve.url, rp).await, 200);
+    let eml = "From: Pat Smith <pat.smith@example.org>\r\nTo: help@shop.example\r\n\
+        Subject: order 555-0199\r\nMessage-ID: <thread-77@customer.example.org>\r\n\r\n\
+        Where is my parcel? Call me at 415 555 0199.\r\n";
+    let status = client
+        .post(format!("{}/webhooks/email", serve.url))
+        .header("X-Switchyard-Token", TOKEN)
+        .header("content-type", "message/rfc822")
+        .body(eml)
+        .send()
+        .await
+        .expect("post email")
+        .status();
+    assert_eq!(status.as_u16(), 202);
+    wait_until(Duration::from_secs(60), "both messages processed", || {
+        let rp = inspect_json(&data, "jane.roe@example.net");
+        rp["events"].as_array().is_some_and(|e| e.len() >= 4)
+            && status_json(&data)["queue"]["visible"] == 0
+            && status_json(&data)["queue"]["in_flight"] == 0
+    });
+    assert!(!fake.writes().is_empty(), "the live downstream was called");
+    let printed = serve.printed();
+    let logs = serve.stop();
+    assert!(logs.lines().count() > 10, "debug logging is on: {logs}");
+    for secret in secrets {
+        assert!(
+            !logs.contains(secret),
+            "{kind}: {secret:?} in serve's log:\n{}",
+            logs.lines()
+                .filter(|l| l.contains(secret))
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        assert!(!printed.contains(secret), "{kind}: {secret:?} on stdout");
+    }
+    assert!(!logs.contains(TOKEN) && !printed.contains(TOKEN));
+}
+
+/// The message-dropping fault of the load harness's self-test is refused
+/// on a data dir that is not marked as a test target (and on AWS).
+#[test]
+fn the_drop_fault_is_refused_outside_a_marked_test_target() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = Store::new("embedded", tmp.path());
+    let out = data
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SWITCHYARD_WEBHOOK_TOKEN", TOKEN)
+        .env("SWITCHYARD_FAULT_DROP_EVERY", "2")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("serve runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "serve started with the drop fault");
+    assert!(
+        stderr.contains("SWITCHYARD_FAULT_DROP_EVERY") && stderr.contains("refused"),
+        "{stderr}"
+    );
+    // Marked as a test target, it starts (and says so loudly).
+    std::fs::write(data.data_dir.join(worker::TEST_TARGET_MARKER), "test").expect("marker");
+    let serve = Serve::start(&data, &[("SWITCHYARD_FAULT_DROP_EVERY", "2".to_string())]);
+    let logs = serve.stop();
+    assert!(logs.contains("FAULT INJECTION"), "{logs}");
+}
+
+/// The generated token is written to a 0600 file, never printed; the admin
+/// routes can live on a listener of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_never_printed_and_metrics_move_to_the_admin_listener() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = Store::new("embedded", tmp.path());
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("switchyard"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .envs(data.env())
+    .env_remove("SWITCHYARD_WEBHOOK_TOKEN")
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("serve starts");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut banner = String::new();
+    while !banner.contains("SES route") {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).expect("read") > 0, "{banner}");
+        banner.push_str(&line);
+    }
+    std::thread::spawn(move || for _ in reader.lines() {});
+    let url_after = |marker: &str| {
+        banner
+            .lines()
+            .find(|l| l.contains(marker))
+            .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+            .unwrap_or_else(|| panic!("no {marker} address in {banner}"))
+            .to_owned()
+    };
+    let (webhooks, admin) = (url_after("listening on"), url_after("admin"));
+    assert_ne!(webhooks, admin);
+    let token_file = data.data_dir.join("secrets").join("webhook-token");
+    let token = std::fs::read_to_string(&token_file).expect("token file");
+    assert!(token.len() >= 32);
+    assert!(!banner.contains(&token), "the token was printed: {banner}");
+    assert!(
+        banner.contains(&token_file.display().to_string()),
+        "{banner}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "token file mode {mode:o}");
+    }
+    assert!(banner.contains("SES route: disabled"), "{banner}");
+    let client = reqwest::Client::new();
+    let get = |url: String| {
+        let client = client.clone();
+        async move { client.get(url).send().await.expect("get").status().as_u16() }
+    };
+    assert_eq!(get(format!("{admin}/metrics")).await, 200);
+    assert_eq!(get(format!("{admin}/readyz")).await, 200);
+    assert_eq!(get(format!("{webhooks}/metrics")).await, 404);
+    assert_eq!(get(format!("{webhooks}/readyz")).await, 404);
+    assert_eq!(get(format!("{webhooks}/healthz")).await, 200);
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -20,6 +20,14 @@ pub struct Backend {
     pub description: String,
 }
 
+/// Deliveries before the queue itself dead-letters a message (SQS
+/// `maxReceiveCount`). A backstop, not the retry policy: the worker holds a
+/// conversation through transient failures with a growing backoff (about
+/// 2 h over these deliveries, see `worker::backoff_for`) and dead-letters
+/// a message itself, with its last reason, on its last delivery. Room is
+/// left for the extra deliveries that crash recovery costs.
+pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 20;
+
 /// Settings of the embedded (SQLite) backend.
 #[derive(Debug, Clone)]
 pub struct EmbeddedSettings {
@@ -31,15 +39,22 @@ pub struct EmbeddedSettings {
     pub dedup_window: Duration,
     /// Cache TTL for secrets.
     pub secrets_ttl: Duration,
+    /// The only buckets raw emails are read from (under `blobs/`); default
+    /// [`EMBEDDED_RAW_MAIL_BUCKET`].
+    pub raw_mail_buckets: Vec<String>,
 }
+
+/// The embedded backend's default raw-mail bucket.
+pub const EMBEDDED_RAW_MAIL_BUCKET: &str = "raw-mail";
 
 impl EmbeddedSettings {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         EmbeddedSettings {
             data_dir: data_dir.into(),
-            max_receive_count: 5,
+            max_receive_count: DEFAULT_MAX_RECEIVE_COUNT,
             dedup_window: Duration::from_secs(300),
             secrets_ttl: Duration::from_secs(300),
+            raw_mail_buckets: vec![EMBEDDED_RAW_MAIL_BUCKET.to_owned()],
         }
     }
 }
@@ -57,15 +72,25 @@ pub struct AwsSettings {
     pub prefix: String,
     pub max_receive_count: u32,
     pub secrets_ttl: Duration,
+    /// The only S3 buckets raw emails are read from; default
+    /// `<prefix>-raw-mail` ([`AwsSettings::default_raw_mail_bucket`]).
+    pub raw_mail_buckets: Vec<String>,
 }
 
 impl AwsSettings {
     pub fn new(prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
         AwsSettings {
-            prefix: prefix.into(),
-            max_receive_count: 5,
+            raw_mail_buckets: vec![Self::default_raw_mail_bucket(&prefix)],
+            prefix,
+            max_receive_count: DEFAULT_MAX_RECEIVE_COUNT,
             secrets_ttl: Duration::from_secs(300),
         }
+    }
+
+    /// The deployment's raw-mail bucket when none is configured.
+    pub fn default_raw_mail_bucket(prefix: &str) -> String {
+        format!("{prefix}-raw-mail")
     }
 }
 
@@ -80,7 +105,8 @@ impl BackendConfig {
     /// From the environment: `SWITCHYARD_BACKEND` = `embedded` (default) or
     /// `aws`; `SWITCHYARD_DATA_DIR` (default `./data`);
     /// `SWITCHYARD_AWS_PREFIX` (default `switchyard`);
-    /// `SWITCHYARD_MAX_RECEIVE_COUNT` (default 5).
+    /// `SWITCHYARD_MAX_RECEIVE_COUNT` (default [`DEFAULT_MAX_RECEIVE_COUNT`]);
+    /// `SWITCHYARD_RAW_MAIL_BUCKETS` (default: the backend's own bucket).
     pub fn from_env() -> Result<BackendConfig> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let max_receive_count = match var("SWITCHYARD_MAX_RECEIVE_COUNT") {
@@ -89,14 +115,20 @@ impl BackendConfig {
                     "SWITCHYARD_MAX_RECEIVE_COUNT={v:?} is not a number"
                 ))
             })?,
-            None => 5,
+            None => DEFAULT_MAX_RECEIVE_COUNT,
         };
+        let buckets = var(crate::ENV_RAW_MAIL_BUCKETS)
+            .map(|v| crate::parse_buckets(&v))
+            .filter(|b| !b.is_empty());
         match var("SWITCHYARD_BACKEND").as_deref().unwrap_or("embedded") {
             "embedded" => {
                 let mut s = EmbeddedSettings::new(
                     var("SWITCHYARD_DATA_DIR").unwrap_or_else(|| "data".into()),
                 );
                 s.max_receive_count = max_receive_count;
+                if let Some(b) = buckets {
+                    s.raw_mail_buckets = b;
+                }
                 Ok(BackendConfig::Embedded(s))
             }
             "aws" => {
@@ -104,6 +136,9 @@ impl BackendConfig {
                     var("SWITCHYARD_AWS_PREFIX").unwrap_or_else(|| "switchyard".into()),
                 );
                 s.max_receive_count = max_receive_count;
+                if let Some(b) = buckets {
+                    s.raw_mail_buckets = b;
+                }
                 Ok(BackendConfig::Aws(s))
             }
             other => Err(crate::PortError::Invalid(format!(

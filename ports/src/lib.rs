@@ -29,8 +29,11 @@ mod ledger;
 mod queue;
 mod secrets;
 
-pub use backend::{AwsSettings, Backend, BackendConfig, EmbeddedSettings};
-pub use blobs::BlobStore;
+pub use backend::{
+    AwsSettings, Backend, BackendConfig, DEFAULT_MAX_RECEIVE_COUNT, EMBEDDED_RAW_MAIL_BUCKET,
+    EmbeddedSettings,
+};
+pub use blobs::{AllowedBuckets, BlobStore, ENV_RAW_MAIL_BUCKETS, parse_buckets};
 pub use error::{PortError, Result};
 pub use events::{EventStore, MAX_EVENTS, NewEvent, StoredEvent, StoredProjection};
 pub use flags::{AuditEntry, FlagSet, FlagStore, Flags, KillSwitch};

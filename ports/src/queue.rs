@@ -91,6 +91,12 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     fn max_receive(&self) -> u32 {
         10
     }
+    /// Deliveries after which the queue itself moves a message to the DLQ
+    /// (SQS `maxReceiveCount`): a message with this `receive_count` is on
+    /// its last delivery. `None` when unknown.
+    fn max_receive_count(&self) -> Option<u32> {
+        None
+    }
     /// Receive up to `max` (1..=[`Queue::max_receive`]) messages, hiding
     /// them for `visibility`; waits up to `wait` for the first one (long
     /// poll).

@@ -15,6 +15,9 @@ pub trait SecretSource: Send + Sync + std::fmt::Debug {
     async fn fetch(&self, name: &str) -> Result<Option<String>>;
     /// Create or replace a secret.
     async fn store(&self, name: &str, value: &str) -> Result<()>;
+    /// Where secret `name` is kept, for an operator to read it (a file
+    /// path, a Secrets Manager id). Never the value.
+    fn location(&self, name: &str) -> String;
 }
 
 /// TTL-cached secrets. Cheap to clone.
@@ -63,6 +66,11 @@ impl Secrets {
         self.lock()
             .insert(name.to_owned(), (Instant::now(), value.clone()));
         Ok(value)
+    }
+
+    /// Where secret `name` is kept (never its value).
+    pub fn location(&self, name: &str) -> String {
+        self.source.location(name)
     }
 
     /// Store a secret and update the cache.

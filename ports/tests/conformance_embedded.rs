@@ -8,6 +8,7 @@ async fn make(scope: conformance::Scope) -> Backend {
     let mut s = EmbeddedSettings::new(scope.dir.path().join("data"));
     s.max_receive_count = conformance::MAX_RECEIVE_COUNT;
     s.secrets_ttl = conformance::SECRETS_TTL;
+    s.raw_mail_buckets = vec![scope.bucket.clone()];
     ports::embedded::open(&s)
         .await
         .expect("open embedded backend")

@@ -50,7 +50,15 @@ pub struct PendingAction {
     pub last_error: Option<String>,
 }
 
-/// An auto-reply that went out.
+/// Since when, and why, a human has the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HumanHold {
+    pub since: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// An auto-reply that went out, or may have (its outcome is unknown: for
+/// every reply guardrail it counts as sent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentReply {
     pub at: DateTime<Utc>,
@@ -104,6 +112,14 @@ pub struct Conversation {
     pub failed: u64,
     /// Hand-offs to a human.
     pub fallbacks: u64,
+    /// Set by the first `HandedToHuman` since the last `HandedBack`: while
+    /// set, no automated reply is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub human_hold: Option<HumanHold>,
+    /// Auto-replies whose outcome is unknown (an interrupted or ambiguous
+    /// call); each is also in `auto_replies_24h`, counted as sent.
+    #[serde(default)]
+    pub auto_replies_unknown: u64,
     /// Most recent message ids, oldest first.
     pub recent_message_ids: Vec<String>,
     pub last_event_at: Option<DateTime<Utc>>,
@@ -239,12 +255,33 @@ impl Conversation {
             }
             EventBody::ActionOutcomeUnknown { key } => {
                 if let Some(p) = self.pending.remove(key) {
+                    // A reply that may have gone out counts as sent for
+                    // every reply guardrail: never risk sending it twice.
+                    if let Action::AutoReply { template, .. } = &p.action {
+                        self.auto_replies_24h.push(SentReply {
+                            at: event.at,
+                            template: template.clone(),
+                        });
+                        self.auto_replies_unknown += 1;
+                    }
                     self.finish(key, &p.action, ActionOutcome::Unknown, None);
                 }
             }
-            EventBody::HandedToHuman { .. } => {
+            EventBody::HandedToHuman { reason } => {
                 self.fallbacks += 1;
                 self.status = ConversationStatus::HandedToHuman;
+                if self.human_hold.is_none() {
+                    self.human_hold = Some(HumanHold {
+                        since: event.at,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            EventBody::HandedBack { .. } => {
+                self.human_hold = None;
+                if self.status == ConversationStatus::HandedToHuman {
+                    self.status = ConversationStatus::Routed;
+                }
             }
         }
         self

@@ -232,10 +232,7 @@ pub enum EventBody {
         actions: Vec<PlannedAction>,
     },
     /// An action is about to be performed (recorded before it happens).
-    ActionRequested {
-        key: String,
-        action: Action,
-    },
+    ActionRequested { key: String, action: Action },
     ActionCompleted {
         key: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,10 +255,15 @@ pub enum EventBody {
     },
     /// A non-idempotent action was requested but its outcome was never
     /// recorded (a crash mid-call): it may or may not have happened.
-    ActionOutcomeUnknown {
-        key: String,
-    },
-    HandedToHuman {
+    ActionOutcomeUnknown { key: String },
+    /// A human must take over: no more automated replies in this
+    /// conversation until an operator hands it back.
+    HandedToHuman { reason: String },
+    /// An operator handed the conversation back to automation
+    /// (`switchyard handback`).
+    HandedBack {
+        /// Who (`--by`, else `$SWITCHYARD_ACTOR` or the OS user).
+        by: String,
         reason: String,
     },
 }
@@ -278,6 +280,7 @@ impl EventBody {
             EventBody::ActionSuppressed { .. } => "ActionSuppressed",
             EventBody::ActionOutcomeUnknown { .. } => "ActionOutcomeUnknown",
             EventBody::HandedToHuman { .. } => "HandedToHuman",
+            EventBody::HandedBack { .. } => "HandedBack",
         }
     }
 }

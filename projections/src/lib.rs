@@ -13,7 +13,9 @@
 mod conversation;
 mod event;
 
-pub use conversation::{ActionState, Conversation, ConversationStatus, PendingAction, SentReply};
+pub use conversation::{
+    ActionState, Conversation, ConversationStatus, HumanHold, PendingAction, SentReply,
+};
 pub use event::{
     Action, ActionOutcome, Author, DecisionMode, EVENT_SCHEMA_VERSION, Event, EventBody,
     EventError, IntentMatch, PlannedAction, SuppressReason,

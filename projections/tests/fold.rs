@@ -250,7 +250,12 @@ fn arb_body() -> impl Strategy<Value = EventBody> {
             would_send: Some(serde_json::json!({"method": "PUT"})),
         }),
         key.prop_map(|k| EventBody::ActionOutcomeUnknown { key: k.into() }),
-        at.prop_map(|_| EventBody::HandedToHuman { reason: "r".into() }),
+        at.clone()
+            .prop_map(|_| EventBody::HandedToHuman { reason: "r".into() }),
+        at.prop_map(|_| EventBody::HandedBack {
+            by: "op".into(),
+            reason: "checked".into()
+        }),
     ]
 }
 

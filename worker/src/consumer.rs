@@ -1,13 +1,23 @@
 //! The receive loop: one loop receives and hands each message group to its
 //! own task (so conversations run in parallel and never two messages of one
-//! conversation at once — the safer design against the local SQS server's
-//! multi-consumer gaps, LOCAL-AWS.md). Visibility is extended while a
-//! message is worked on; shutdown stops receiving, lets in-flight messages
+//! conversation at once). Every message a group task holds — the one being
+//! worked on and the rest of its batch — has its visibility extended until
+//! it is finished; shutdown stops receiving, lets in-flight messages
 //! finish, then returns.
-use std::collections::{HashSet, VecDeque};
+//!
+//! Order after a crash: when several messages of one group that a dead
+//! process held become visible at once, SQS FIFO redelivers the oldest
+//! first, but the local SQS server (moto 5.2) hands out the *newest* first
+//! (`ports/tests/conformance_aws.rs` pins that gap). So a batch whose first
+//! message is a redelivery this process has not seen before is released
+//! once ("settled") and received again: by then the queue shows the whole
+//! group, oldest first, on either.
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use ports::ReceivedMessage;
 use rand::Rng;
 use tokio::sync::Semaphore;
@@ -20,22 +30,78 @@ use crate::process::Disposition;
 
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+/// A group settled this recently is not settled again.
+const SETTLE_WINDOW: Duration = Duration::from_secs(30);
+/// Entries kept in the settle memories before they are cleared.
+const MEMORY_LIMIT: usize = 10_000;
 
-/// Retry delay for the `receive_count`-th delivery (the operators'
-/// defaults: 2–5 s, 10–20 s, then 60–120 s, jittered).
+/// Retry delay for the `receive_count`-th delivery after a transient
+/// failure: 2–5 s, 10–20 s, 60–120 s, then 5–10 min, jittered. With the
+/// default 20 deliveries a conversation is held about 2 h before its head
+/// is dead-lettered with the last reason.
 pub fn backoff_for(receive_count: u32) -> Duration {
     let (lo, hi) = match receive_count {
         0 | 1 => (2_000, 5_000),
         2 => (10_000, 20_000),
-        _ => (60_000, 120_000),
+        3 => (60_000, 120_000),
+        _ => (300_000, 600_000),
     };
     Duration::from_millis(rand::rng().random_range(lo..=hi))
+}
+
+/// What the receive loop remembers to keep group order after a crash.
+#[derive(Debug, Default)]
+struct Settle {
+    /// Messages this process put back itself (a retry delay): their
+    /// redelivery is expected and needs no settling.
+    own_retries: HashSet<String>,
+    /// Groups settled recently.
+    settled: HashMap<String, Instant>,
+}
+
+impl Settle {
+    /// Whether `batch` (one group's messages, in delivery order) must be
+    /// released and received again before it is worked on.
+    fn must_settle(&mut self, group: &str, batch: &VecDeque<ReceivedMessage>) -> bool {
+        let Some(first) = batch.front() else {
+            return false;
+        };
+        if first.receive_count <= 1 || self.own_retries.contains(&first.message_id) {
+            return false;
+        }
+        let now = Instant::now();
+        if self
+            .settled
+            .get(group)
+            .is_some_and(|at| now.duration_since(*at) < SETTLE_WINDOW)
+        {
+            return false;
+        }
+        if self.settled.len() >= MEMORY_LIMIT {
+            self.settled
+                .retain(|_, at| now.duration_since(*at) < SETTLE_WINDOW);
+        }
+        self.settled.insert(group.to_owned(), now);
+        true
+    }
+
+    fn retried(&mut self, message_id: &str) {
+        if self.own_retries.len() >= MEMORY_LIMIT {
+            self.own_retries.clear();
+        }
+        self.own_retries.insert(message_id.to_owned());
+    }
+
+    fn finished(&mut self, message_id: &str) {
+        self.own_retries.remove(message_id);
+    }
 }
 
 /// Run until `shutdown` is cancelled, then drain in-flight work.
 pub async fn run(worker: Worker, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(worker.config.concurrency.max(1)));
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let settle: Arc<Mutex<Settle>> = Arc::default();
     let mut tasks = JoinSet::new();
     let mut failures = 0u32;
     info!(backend = %worker.backend.description, concurrency = worker.config.concurrency, "worker started");
@@ -68,7 +134,7 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
-                warn!(error = %e, ?wait, "receive failed");
+                warn!(error = %envelope::redact::redacted(&e), ?wait, "receive failed");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(wait) => continue,
@@ -80,13 +146,13 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
             if !fresh {
                 // Redelivered while still being processed (visibility ran
                 // out): hand it back; the running task finishes first.
-                for m in batch {
-                    let _ = worker
-                        .backend
-                        .queue
-                        .change_visibility(&m.receipt, Duration::from_secs(5))
-                        .await;
-                }
+                release(&worker, batch.iter(), Duration::from_secs(5)).await;
+                continue;
+            }
+            if lock(&settle).must_settle(&group, &batch) {
+                metrics::counter!("worker_groups_settled_total").increment(1);
+                release(&worker, batch.iter(), Duration::ZERO).await;
+                lock(&active).remove(&group);
                 continue;
             }
             let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -94,8 +160,9 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
             };
             let worker = worker.clone();
             let active = active.clone();
+            let settle = settle.clone();
             tasks.spawn(async move {
-                process_group(&worker, batch).await;
+                process_group(&worker, batch, &settle).await;
                 lock(&active).remove(&group);
                 drop(permit);
             });
@@ -107,7 +174,7 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
     );
     while let Some(r) = tasks.join_next().await {
         if let Err(e) = r {
-            error!(error = %e, "a conversation task failed");
+            error!(error = %envelope::redact::redacted(&e), "a conversation task failed");
         }
     }
     worker.deletes.close();
@@ -117,6 +184,24 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Set the visibility of `messages` (0 = hand back now).
+async fn release<'a>(
+    worker: &Worker,
+    messages: impl Iterator<Item = &'a ReceivedMessage>,
+    visibility: Duration,
+) {
+    for m in messages {
+        if let Err(e) = worker
+            .backend
+            .queue
+            .change_visibility(&m.receipt, visibility)
+            .await
+        {
+            warn!(error = %envelope::redact::redacted(&e), "could not hand a message back");
+        }
+    }
 }
 
 /// Messages grouped by conversation, each group in delivery order.
@@ -131,47 +216,132 @@ fn by_group(messages: Vec<ReceivedMessage>) -> Vec<(String, VecDeque<ReceivedMes
     groups
 }
 
-/// Process one group's messages in order; after the first one that does
-/// not finish, hand the rest back so they follow it.
-async fn process_group(worker: &Worker, mut batch: VecDeque<ReceivedMessage>) {
-    while let Some(m) = batch.pop_front() {
-        let finished = process_one(worker, &m).await;
-        if !finished {
-            for rest in batch.drain(..) {
-                let _ = worker
-                    .backend
-                    .queue
-                    .change_visibility(&rest.receipt, Duration::ZERO)
-                    .await;
+/// Receipts a task holds, kept invisible by one heartbeat until released.
+/// The heartbeat stops when this is dropped, however the task ends.
+#[derive(Debug)]
+pub(crate) struct Held {
+    receipts: Arc<Mutex<Vec<String>>>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Held {
+    /// Start holding `receipts` (extended every third of the visibility).
+    pub(crate) fn new(worker: &Worker, receipts: Vec<String>) -> Held {
+        let receipts = Arc::new(Mutex::new(receipts));
+        let (queue, visibility) = (worker.backend.queue.clone(), worker.config.visibility);
+        let held = receipts.clone();
+        let heartbeat = tokio::spawn(async move {
+            let period = (visibility / 3).max(Duration::from_millis(200));
+            loop {
+                tokio::time::sleep(period).await;
+                let now: Vec<String> = lock(&held).clone();
+                for receipt in now {
+                    if let Err(e) = queue.change_visibility(&receipt, visibility).await {
+                        warn!(error = %envelope::redact::redacted(&e), "visibility heartbeat failed");
+                    }
+                }
             }
+        });
+        Held {
+            receipts,
+            heartbeat,
+        }
+    }
+
+    /// Stop extending `receipt` (finished, or handed back).
+    pub(crate) fn release(&self, receipt: &str) {
+        lock(&self.receipts).retain(|r| r != receipt);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+/// Process one group's messages in order, holding all of them; after the
+/// first one that does not finish, hand the rest back behind it.
+async fn process_group(
+    worker: &Worker,
+    mut batch: VecDeque<ReceivedMessage>,
+    settle: &Mutex<Settle>,
+) {
+    let held = Held::new(worker, batch.iter().map(|m| m.receipt.clone()).collect());
+    while let Some(m) = batch.pop_front() {
+        let started = Instant::now();
+        let disposition = process_guarded(worker, &m).await;
+        metrics::histogram!("worker_process_seconds").record(started.elapsed().as_secs_f64());
+        let applied = apply(worker, &m, disposition).await;
+        held.release(&m.receipt);
+        let Applied::Held(head_back_in) = applied else {
+            lock(settle).finished(&m.message_id);
+            continue;
+        };
+        lock(settle).retried(&m.message_id);
+        // The rest stay hidden a little longer than the head, so the head
+        // is the first of its group to be seen again, and their receive
+        // counts do not grow with the head's retries.
+        for rest in &batch {
+            held.release(&rest.receipt);
+        }
+        release(worker, batch.iter(), head_back_in + Duration::from_secs(1)).await;
+        return;
+    }
+}
+
+/// `worker.process`, with a panic turned into a dead letter naming it (the
+/// message can never succeed as it is; the reason is redacted).
+pub(crate) async fn process_guarded(worker: &Worker, m: &ReceivedMessage) -> Disposition {
+    match AssertUnwindSafe(worker.process(m)).catch_unwind().await {
+        Ok(d) => d,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            error!(panic = %envelope::redact::redacted(&what), "the worker panicked on a message");
+            metrics::counter!("worker_panics_total").increment(1);
+            Disposition::Poison(format!(
+                "the worker panicked processing this message: {what}"
+            ))
         }
     }
 }
 
-/// Process with a visibility heartbeat; apply the disposition. Returns
-/// whether the message is finished (deleted or dead-lettered).
-pub(crate) async fn process_one(worker: &Worker, m: &ReceivedMessage) -> bool {
-    let queue = worker.backend.queue.clone();
-    let visibility = worker.config.visibility;
-    let receipt = m.receipt.clone();
-    let heartbeat = tokio::spawn(async move {
-        let period = (visibility / 3).max(Duration::from_millis(200));
-        loop {
-            tokio::time::sleep(period).await;
-            if let Err(e) = queue.change_visibility(&receipt, visibility).await {
-                warn!(error = %e, "visibility heartbeat failed");
-            }
-        }
-    });
-    let started = std::time::Instant::now();
-    let disposition = worker.process(m).await;
-    heartbeat.abort();
-    metrics::histogram!("worker_process_seconds").record(started.elapsed().as_secs_f64());
-    apply(worker, m, disposition).await
+/// What [`apply`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Deleted or dead-lettered: the group may go on.
+    Finished,
+    /// Still on the queue, seen again in about this long (its retry delay,
+    /// or what is left of its visibility).
+    Held(Duration),
 }
 
-pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) -> bool {
+/// Apply a disposition to the queue.
+///
+/// Transient failures hold the conversation: the message is retried with
+/// [`backoff_for`] and nothing behind it moves. On its last delivery
+/// before the queue's own backstop (`max_receive_count`) a message that
+/// still fails is dead-lettered here, with its last reason, rather than
+/// moved by the queue with none.
+pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) -> Applied {
     let queue = &worker.backend.queue;
+    let d = match d {
+        Disposition::Retry { reason, .. }
+            if queue
+                .max_receive_count()
+                .is_some_and(|max| m.receive_count >= max) =>
+        {
+            Disposition::Poison(format!(
+                "still failing after {} deliveries (transient, held with backoff): {reason}",
+                m.receive_count
+            ))
+        }
+        other => other,
+    };
     let outcome = match &d {
         Disposition::Done => "done",
         Disposition::Retry { .. } => "retry",
@@ -189,30 +359,32 @@ pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) 
             worker.deletes.spawn(
                 async move {
                     if let Err(e) = queue.delete(&receipt).await {
-                        warn!(error = %e, "delete failed");
+                        warn!(error = %envelope::redact::redacted(&e), "delete failed");
                     }
                 }
                 .in_current_span(),
             );
-            true
+            Applied::Finished
         }
         Disposition::Retry { after, reason } => {
+            let longest = worker.config.max_retry_delay.min(MAX_VISIBILITY);
             let delay = after
                 .unwrap_or_else(|| backoff_for(m.receive_count))
-                .clamp(Duration::from_secs(1), MAX_VISIBILITY);
+                .clamp(Duration::from_secs(1).min(longest), longest);
             warn!(reason = %envelope::redact::redact(&reason), ?delay, "will retry");
             if let Err(e) = queue.change_visibility(&m.receipt, delay).await {
-                warn!(error = %e, "could not set retry delay");
+                warn!(error = %envelope::redact::redacted(&e), "could not set retry delay");
+                return Applied::Held(worker.config.visibility);
             }
-            false
+            Applied::Held(delay)
         }
         Disposition::Poison(reason) => {
             error!(reason = %envelope::redact::redact(&reason), "poison message: dead-lettering");
             match queue.dead_letter(m, &reason).await {
-                Ok(()) => true,
+                Ok(()) => Applied::Finished,
                 Err(e) => {
-                    error!(error = %e, "dead-letter failed; the queue's own DLQ policy will catch it");
-                    false
+                    error!(error = %envelope::redact::redacted(&e), "dead-letter failed; it is delivered again when its visibility ends");
+                    Applied::Held(worker.config.visibility)
                 }
             }
         }

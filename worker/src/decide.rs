@@ -167,7 +167,13 @@ pub fn decide(
         .any(|p| matches!(&p.action, Action::AutoReply { template: t, .. } if *t == template));
     // One slot stays free for the replied tag that follows a sent reply.
     let slots = s.max_actions_per_event.saturating_sub(d.actions.len() + 1);
-    if confidence < s.min_reply_confidence {
+    if let Some(hold) = &conv.human_hold {
+        d.note = Some(format!(
+            "guardrail: handed to a human since {} ({}): no automated reply until `switchyard handback`",
+            hold.since.format("%Y-%m-%d %H:%M:%SZ"),
+            hold.reason
+        ));
+    } else if confidence < s.min_reply_confidence {
         d.note = Some(format!(
             "confidence {confidence:.2} below {:.2}: no auto-reply",
             s.min_reply_confidence
@@ -306,6 +312,80 @@ mod tests {
         let later = now + chrono::Duration::hours(25);
         let d = decide(&rules(), &facts("where is my order?"), &conv, later, None);
         assert!(d.actions.iter().any(|(_, a)| a.customer_facing()));
+    }
+
+    #[test]
+    fn a_reply_of_unknown_outcome_counts_as_sent() {
+        let now = Utc::now();
+        let key = "act:rp_reply:T1:evt:rp:T1:m1";
+        let reply = Action::AutoReply {
+            ticket_id: "T1".into(),
+            template: "order_status".into(),
+            body: "b".into(),
+        };
+        let ev = |seq, body| projections::Event {
+            schema_version: projections::EVENT_SCHEMA_VERSION,
+            seq,
+            event_id: format!("ev:T1:{seq}"),
+            causation_id: "evt:rp:T1:m1".into(),
+            at: now,
+            trace_id: None,
+            body,
+        };
+        let conv = Conversation::default()
+            .apply(&ev(
+                1,
+                projections::EventBody::ActionRequested {
+                    key: key.into(),
+                    action: reply,
+                },
+            ))
+            .apply(&ev(
+                2,
+                projections::EventBody::ActionOutcomeUnknown { key: key.into() },
+            ));
+        assert!(conv.template_sent_since("order_status", now));
+        assert_eq!(conv.auto_replies_since(now), 1);
+        let mut f = facts("where is my order?");
+        f.event_id = "evt:rp:T1:m2";
+        let d = decide(&rules(), &f, &conv, now, None);
+        assert!(d.actions.iter().all(|(_, a)| !a.customer_facing()), "{d:?}");
+    }
+
+    #[test]
+    fn a_conversation_with_a_human_gets_no_reply_until_handed_back() {
+        let now = Utc::now();
+        let ev = |seq, body| projections::Event {
+            schema_version: projections::EVENT_SCHEMA_VERSION,
+            seq,
+            event_id: format!("ev:T1:{seq}"),
+            causation_id: "evt:rp:T1:m0".into(),
+            at: now,
+            trace_id: None,
+            body,
+        };
+        let held = Conversation::default().apply(&ev(
+            1,
+            projections::EventBody::HandedToHuman {
+                reason: "tier-0".into(),
+            },
+        ));
+        let d = decide(&rules(), &facts("where is my order?"), &held, now, None);
+        assert!(d.actions.iter().all(|(_, a)| !a.customer_facing()), "{d:?}");
+        assert!(
+            d.note.as_deref().unwrap_or("").contains("handback"),
+            "{d:?}"
+        );
+        let back = held.apply(&ev(
+            2,
+            projections::EventBody::HandedBack {
+                by: "ana".into(),
+                reason: "customer verified".into(),
+            },
+        ));
+        assert_eq!(back.human_hold, None);
+        let d = decide(&rules(), &facts("where is my order?"), &back, now, None);
+        assert!(d.actions.iter().any(|(_, a)| a.customer_facing()), "{d:?}");
     }
 
     #[test]

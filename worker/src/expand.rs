@@ -97,6 +97,9 @@ pub async fn expand(worker: &Worker, env: &Envelope, state: &Conversation) -> Ex
                     blob.bucket, blob.key
                 ),
             },
+            // A bucket outside the deployment's raw-mail buckets, or a key
+            // the store refuses: no retry can fix it.
+            Err(e @ ports::PortError::Invalid(_)) => Expanded::Poison(format!("blob store: {e}")),
             Err(e) => Expanded::Retry {
                 after: None,
                 reason: format!("blob store: {e}"),
@@ -200,7 +203,7 @@ pub async fn expand(worker: &Worker, env: &Envelope, state: &Conversation) -> Ex
             }
         }
         Err(e) => {
-            warn!(error = %e, "ticket could not be fetched");
+            warn!(error = %envelope::redact::redacted(&e), "ticket could not be fetched");
             Expanded::Messages {
                 update: Some(update(0, Some(format!("ticket could not be fetched: {e}")))),
                 messages: Vec::new(),

@@ -13,7 +13,7 @@ use futures::future::join_all;
 use ports::ReceivedMessage;
 
 use crate::Worker;
-use crate::consumer::apply;
+use crate::consumer::{Applied, Held, apply, process_guarded};
 
 /// Turn a Lambda SQS record into the queue port's message.
 pub fn to_received(r: &SqsMessage) -> ReceivedMessage {
@@ -40,7 +40,9 @@ pub fn to_received(r: &SqsMessage) -> ReceivedMessage {
 
 /// Process one SQS batch. Finished records (done or dead-lettered) are
 /// successes; the rest are reported failed and come back after their
-/// visibility timeout.
+/// visibility timeout. Every record is kept invisible by a heartbeat until
+/// it is finished; the deletes of finished records are awaited after the
+/// whole batch, before the invocation returns.
 pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     let mut groups: BTreeMap<String, Vec<&SqsMessage>> = BTreeMap::new();
     for r in &event.records {
@@ -52,6 +54,15 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
         groups.entry(group).or_default().push(r);
     }
     let per_group = groups.into_values().map(|records| async move {
+        // Every record of the group stays invisible while the invocation
+        // works through them (a batch may outlast the visibility timeout).
+        let held = Held::new(
+            worker,
+            records
+                .iter()
+                .filter_map(|r| r.receipt_handle.clone())
+                .collect(),
+        );
         let mut failed = Vec::new();
         let mut blocked = false;
         for r in records {
@@ -61,22 +72,24 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
                 continue;
             }
             let msg = to_received(r);
-            let d = worker.process(&msg).await;
+            let d = process_guarded(worker, &msg).await;
             // Lambda deletes successes itself; `apply` also deletes, which is
             // harmless, and performs the dead-lettering and retry delays.
-            if !apply(worker, &msg, d).await {
+            if apply(worker, &msg, d).await != Applied::Finished {
                 blocked = true;
                 failed.push(id);
             }
+            held.release(&msg.receipt);
         }
         failed
     });
+    let failed: Vec<String> = join_all(per_group).await.into_iter().flatten().collect();
     // Deletes run in the background; finish them before Lambda freezes us.
     worker.deletes.close();
     worker.deletes.wait().await;
     worker.deletes.reopen();
     let mut response = SqsBatchResponse::default();
-    for id in join_all(per_group).await.into_iter().flatten() {
+    for id in failed {
         let mut f = BatchItemFailure::default();
         f.item_identifier = id;
         response.batch_item_failures.push(f);

@@ -17,6 +17,7 @@
 //! - `stream.rs` — a loaded conversation stream that appends with the
 //!   expected version and folds the projection.
 //! - `decide.rs`, `rules.rs` — deterministic decisions from the rules file.
+//! - `handback.rs` — an operator hands a conversation back to automation.
 //! - `lambda.rs` — the SQS event-source entry point (batch item failures).
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ mod act;
 mod consumer;
 pub mod decide;
 mod expand;
+mod handback;
 pub mod lambda;
 mod process;
 pub mod rules;
@@ -33,12 +35,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use consumer::{backoff_for, run};
+pub use handback::{HandBack, hand_back};
 pub use process::{Disposition, Faults};
 pub use stream::{Stream, read_events, rebuild};
 
 use downstream::Downstreams;
 use ports::Backend;
 use rules::Rules;
+
+/// A file of this name in an embedded data dir marks it as a test target:
+/// only there does `serve` accept fault injection that drops messages
+/// (`SWITCHYARD_FAULT_DROP_EVERY`). The load harness writes it into the
+/// temporary data dirs it creates.
+pub const TEST_TARGET_MARKER: &str = "SWITCHYARD-TEST-TARGET";
 
 /// Errors of the worker crate.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +79,9 @@ pub struct WorkerConfig {
     /// Ask the OpenAI-compatible classifier (when configured) before the
     /// rules decide; any failure falls back to the rules.
     pub use_model: bool,
+    /// Longest retry delay after a transient failure ([`backoff_for`] up to
+    /// this; tests shorten it).
+    pub max_retry_delay: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -80,6 +92,7 @@ impl Default for WorkerConfig {
             receive_wait: Duration::from_secs(2),
             batch: 100,
             use_model: true,
+            max_retry_delay: Duration::from_secs(12 * 3600),
         }
     }
 }

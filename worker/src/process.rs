@@ -46,6 +46,8 @@ pub struct Faults {
     /// Acknowledge (delete) every Nth message without processing it — a
     /// deliberately broken worker for the invariant checker's own test.
     pub drop_every: AtomicU64,
+    /// Once: panic while processing the next message.
+    pub panic_next: AtomicBool,
     pub(crate) seen: AtomicU64,
 }
 
@@ -67,17 +69,34 @@ impl Worker {
         {
             return Disposition::Done;
         }
+        if self.faults.panic_next.swap(false, Ordering::Relaxed) {
+            panic!("injected panic while processing");
+        }
         let env = match envelope::decode(msg.body.as_bytes()) {
             Ok(env) => env,
             Err(e) => return Disposition::Poison(format!("undecodable envelope: {e}")),
         };
         let span = tracing::Span::current();
-        span.record("event_id", env.event_id.as_str());
-        span.record("conversation_id", env.conversation_id.as_str());
+        // Ids may embed addresses (email Message-IDs, ticket ids).
+        if !span.is_disabled() {
+            span.record(
+                "event_id",
+                envelope::redact::log_id(env.event_id.as_str()).as_str(),
+            );
+            span.record(
+                "conversation_id",
+                envelope::redact::log_id(env.conversation_id.as_str()).as_str(),
+            );
+        }
         match self.process_envelope(&env, msg).await {
             Ok(d) => d,
             Err(WorkerError::Corrupt { stream, reason }) => {
                 Disposition::Poison(format!("stream {stream} is corrupt: {reason}"))
+            }
+            // The store refuses what this message makes (too large, an
+            // invalid id): no retry can change that.
+            Err(WorkerError::Port(PortError::Invalid(reason))) => {
+                Disposition::Poison(format!("cannot be stored: {reason}"))
             }
             Err(e) => Disposition::Retry {
                 after: None,
@@ -255,7 +274,7 @@ impl Worker {
                 confidence: c.confidence,
             }),
             Err(e) => {
-                warn!(error = %e, "classifier failed: falling back to rules");
+                warn!(error = %envelope::redact::redacted(&e), "classifier failed: falling back to rules");
                 None
             }
         }
@@ -285,7 +304,7 @@ impl Worker {
             let interrupted =
                 pending.state == ActionState::Requested && !requested_now.contains(&key);
             if interrupted && !pending.action.idempotent() {
-                warn!(key = %key, "non-idempotent action with unknown outcome: handing to a human");
+                warn!(key = %envelope::redact::log_id(&key), "non-idempotent action with unknown outcome: handing to a human");
                 let reason = format!(
                     "{} outcome unknown after an interrupted attempt: check the ticket",
                     pending.action.name()

@@ -24,6 +24,7 @@ fn no_quota() -> FakeConfig {
 on_both_backends!(
     minimal_webhook_fetches_the_ticket_and_skips_seen_messages,
     ses_s3_pointer_reads_the_raw_email_from_the_blob_store,
+    an_envelope_naming_a_foreign_bucket_is_dead_lettered_unread,
 );
 
 /// Receive the next message and process it directly.
@@ -146,8 +147,8 @@ async fn ses_s3_pointer_reads_the_raw_email_from_the_blob_store(kind: &str) {
         panic!("expected an envelope")
     };
     let blob = env.blob.as_mut().expect("S3 action yields a blob pointer");
-    // S3 bucket names are lower case (the docs example's is not).
-    blob.bucket = format!("mail-{}", std::process::id());
+    // The deployment's own bucket (the docs example names another).
+    blob.bucket = mail_bucket();
     let (bucket, key) = (blob.bucket.clone(), blob.key.clone());
     if kind == "aws" {
         ports::aws::ensure_bucket(&bucket).await.expect("bucket");
@@ -183,6 +184,31 @@ async fn ses_s3_pointer_reads_the_raw_email_from_the_blob_store(kind: &str) {
         _ => None,
     });
     assert_eq!(intent.as_deref(), Some("returns"));
+}
+
+async fn an_envelope_naming_a_foreign_bucket_is_dead_lettered_unread(kind: &str) {
+    let h = harness(kind, no_quota()).await;
+    let normalized = envelope::normalize(
+        envelope::Source::Ses,
+        S3_NOTIFICATION,
+        &envelope::NormalizeConfig::default(),
+        Utc::now(),
+    )
+    .expect("notification normalizes");
+    let envelope::Normalized::Envelope(mut env) = normalized else {
+        panic!("expected an envelope")
+    };
+    let blob = env.blob.as_mut().expect("S3 action yields a blob pointer");
+    blob.bucket = "someone-elses-bucket".to_owned();
+    let stream = env.conversation_id.to_string();
+    enqueue(&h.backend, &env).await;
+    match process_next(&h).await {
+        Disposition::Poison(reason) => {
+            assert!(reason.contains("not a raw-mail bucket"), "{reason}")
+        }
+        other => panic!("expected a dead letter, got {other:?}"),
+    }
+    assert!(events(&h.backend, &stream).await.is_empty());
 }
 
 async fn decided_by(h: &Harness, ticket: &str) -> String {

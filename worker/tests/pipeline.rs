@@ -26,6 +26,12 @@ on_both_backends!(
     crash_after_tags_resumes_and_replies_once,
     poison_goes_to_dlq_with_reason,
     kill_switch_suppresses_replies_but_records_decisions,
+    after_a_reply_of_unknown_outcome_the_next_message_gets_no_reply,
+    a_conversation_with_a_human_gets_no_reply_until_handed_back,
+    a_dead_consumers_batch_is_processed_in_order,
+    every_held_message_keeps_its_visibility_while_the_group_works,
+    a_panic_dead_letters_the_message_and_the_conversation_goes_on,
+    a_message_failing_on_its_last_delivery_is_dead_lettered_with_its_reason,
 );
 
 async fn message_ids(h: &Harness, stream: &str) -> Vec<String> {
@@ -299,4 +305,248 @@ async fn kill_switch_suppresses_replies_but_records_decisions(kind: &str) {
         "{suppressed:?}"
     );
     assert_replay_matches(&h, "T-kill").await;
+}
+
+async fn decision_notes(h: &Harness, stream: &str) -> Vec<String> {
+    events(&h.backend, stream)
+        .await
+        .into_iter()
+        .filter_map(|e| match e.body {
+            EventBody::DecisionMade { note, .. } => Some(note.unwrap_or_default()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Crash after the reply went out, then a second message asking the same:
+/// the reply of unknown outcome counts as sent, so no second reply.
+async fn after_a_reply_of_unknown_outcome_the_next_message_gets_no_reply(kind: &str) {
+    let h = harness(kind, quiet_fake()).await;
+    h.worker
+        .faults
+        .crash_after_reply
+        .store(true, Ordering::Relaxed);
+    let (stop, task) = spawn_worker(&h.worker);
+    enqueue(
+        &h.backend,
+        &envelope("T-unk", "m-1", "Hi, where is my order #1001?"),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(60),
+        "the interrupted reply is recorded as unknown",
+        || async {
+            events(&h.backend, "T-unk")
+                .await
+                .iter()
+                .any(|e| matches!(e.body, EventBody::ActionOutcomeUnknown { .. }))
+        },
+    )
+    .await;
+    enqueue(
+        &h.backend,
+        &envelope("T-unk", "m-2", "Still waiting: where is my order #1001?"),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(60),
+        "the second message decided",
+        || async { message_ids(&h, "T-unk").await.len() == 2 && drained(&h.backend).await },
+    )
+    .await;
+    stop_worker(stop, task).await;
+    assert_eq!(
+        replies(&h),
+        1,
+        "the template went out {} times",
+        replies(&h)
+    );
+    let notes = decision_notes(&h, "T-unk").await;
+    assert!(notes[1].contains("guardrail"), "{notes:?}");
+    assert_replay_matches(&h, "T-unk").await;
+}
+
+/// A Tier-0 message hands the conversation to a human: no automated reply
+/// follows until an operator hands it back.
+async fn a_conversation_with_a_human_gets_no_reply_until_handed_back(kind: &str) {
+    let h = harness(kind, quiet_fake()).await;
+    let (stop, task) = spawn_worker(&h.worker);
+    let stream = "T-human";
+    enqueue(
+        &h.backend,
+        &envelope(stream, "m-1", "I will file a chargeback with my bank"),
+    )
+    .await;
+    enqueue(
+        &h.backend,
+        &envelope(stream, "m-2", "Also, where is my order #1001?"),
+    )
+    .await;
+    eventually(Duration::from_secs(60), "both messages decided", || async {
+        message_ids(&h, stream).await.len() == 2 && drained(&h.backend).await
+    })
+    .await;
+    assert_eq!(
+        replies(&h),
+        0,
+        "a reply went to a conversation a human holds"
+    );
+    let notes = decision_notes(&h, stream).await;
+    assert!(notes[1].contains("handed to a human"), "{notes:?}");
+
+    let back = worker::hand_back(h.backend.events.as_ref(), stream, "ana", "refund handled")
+        .await
+        .expect("hand back");
+    assert!(matches!(back, worker::HandBack::Released(_)), "{back:?}");
+    assert_eq!(
+        worker::hand_back(h.backend.events.as_ref(), stream, "ana", "again")
+            .await
+            .expect("second hand back"),
+        worker::HandBack::NotHeld
+    );
+    enqueue(
+        &h.backend,
+        &envelope(stream, "m-3", "Where is my order #1001?"),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(60),
+        "the reply after the hand-back",
+        || async { drained(&h.backend).await && replies(&h) == 1 },
+    )
+    .await;
+    stop_worker(stop, task).await;
+    assert_eq!(replies(&h), 1);
+    assert_replay_matches(&h, stream).await;
+}
+
+/// A consumer received a whole group's batch and died: the messages come
+/// back together, and are processed oldest first.
+async fn a_dead_consumers_batch_is_processed_in_order(kind: &str) {
+    let h = harness(kind, quiet_fake()).await;
+    let stream = "T-dead";
+    let ids: Vec<String> = (1..=4).map(|i| format!("m-{i}")).collect();
+    for id in &ids {
+        enqueue(&h.backend, &envelope(stream, id, &format!("note {id}"))).await;
+    }
+    // The dead consumer: a batch of the group received, nothing deleted
+    // (SQS hands out several of a group at once; the embedded queue one).
+    let got = h
+        .backend
+        .queue
+        .receive(10, Duration::from_secs(2), Duration::from_secs(2))
+        .await
+        .expect("receive")
+        .len();
+    let least = if kind == "aws" { 2 } else { 1 };
+    assert!(got >= least, "the dead consumer held {got} of the group");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (stop, task) = spawn_worker(&h.worker);
+    wait_drained(&h.backend, Duration::from_secs(60)).await;
+    stop_worker(stop, task).await;
+    assert_eq!(message_ids(&h, stream).await, ids, "{kind}: out of order");
+}
+
+/// Processing a batch takes longer than the visibility timeout: every
+/// message of it stays hidden until done, none is delivered twice.
+async fn every_held_message_keeps_its_visibility_while_the_group_works(kind: &str) {
+    let mut h = harness(
+        kind,
+        FakeConfig {
+            latency_ms: 1200,
+            ..quiet_fake()
+        },
+    )
+    .await;
+    let counting = CountingQueue::wrap(&mut h.backend);
+    h.worker.backend = h.backend.clone();
+    h.worker.config.visibility = Duration::from_secs(2);
+    let stream = "T-slow";
+    let ids: Vec<String> = (1..=3).map(|i| format!("m-{i}")).collect();
+    for id in &ids {
+        enqueue(&h.backend, &envelope(stream, id, &format!("note {id}"))).await;
+    }
+    let (stop, task) = spawn_worker(&h.worker);
+    wait_drained(&h.backend, Duration::from_secs(60)).await;
+    stop_worker(stop, task).await;
+    assert_eq!(message_ids(&h, stream).await, ids);
+    assert_eq!(
+        counting.max_receive_count(),
+        1,
+        "{kind}: a held message was delivered again: {:?}",
+        counting
+            .deliveries
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    );
+}
+
+/// A panic while processing dead-letters that message with the reason;
+/// the conversation's next message is still processed.
+async fn a_panic_dead_letters_the_message_and_the_conversation_goes_on(kind: &str) {
+    let h = harness(kind, quiet_fake()).await;
+    h.worker.faults.panic_next.store(true, Ordering::Relaxed);
+    let stream = "T-panic";
+    enqueue(&h.backend, &envelope(stream, "m-1", "note one")).await;
+    enqueue(&h.backend, &envelope(stream, "m-2", "note two")).await;
+    let (stop, task) = spawn_worker(&h.worker);
+    eventually(
+        Duration::from_secs(60),
+        "the second message processed",
+        || async { message_ids(&h, stream).await.contains(&"m-2".to_owned()) },
+    )
+    .await;
+    wait_drained(&h.backend, Duration::from_secs(30)).await;
+    stop_worker(stop, task).await;
+    let dead = h.backend.queue.dlq_list(10).await.expect("dlq");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].reason.contains("panicked"), "{}", dead[0].reason);
+}
+
+/// A downstream that keeps failing: the conversation is held (retried with
+/// backoff), and on its last delivery the message is dead-lettered by the
+/// worker with the failure as its reason — never moved silently.
+async fn a_message_failing_on_its_last_delivery_is_dead_lettered_with_its_reason(kind: &str) {
+    let mut h = harness(
+        kind,
+        FakeConfig {
+            force_status: Some(503),
+            ..quiet_fake()
+        },
+    )
+    .await;
+    h.worker.config.max_retry_delay = Duration::from_millis(300);
+    let stream = "T-down";
+    // "This ticket has news": the worker must fetch the ticket, which fails.
+    let minimal = envelope::normalize_richpanel(
+        br#"{"ticket_id":"T-down","ticket_url":"https://app.richpanel.com/T-down","trigger":"new"}"#,
+        &envelope::NormalizeConfig::default(),
+        chrono::Utc::now(),
+    )
+    .expect("normalizes");
+    assert_eq!(minimal.conversation_id.as_str(), stream);
+    enqueue(&h.backend, &minimal).await;
+    let (stop, task) = spawn_worker(&h.worker);
+    eventually(
+        Duration::from_secs(90),
+        "the message dead-lettered",
+        || async {
+            h.backend
+                .queue
+                .dlq_list(10)
+                .await
+                .is_ok_and(|d| !d.is_empty())
+        },
+    )
+    .await;
+    stop_worker(stop, task).await;
+    let dead = h.backend.queue.dlq_list(10).await.expect("dlq");
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].reason.contains("still failing after")
+            && dead[0].reason.contains("fetching ticket"),
+        "{kind}: {}",
+        dead[0].reason
+    );
 }

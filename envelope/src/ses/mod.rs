@@ -67,6 +67,17 @@ pub fn normalize_ses(
     Err(NormalizeError::UnrecognizedSes)
 }
 
+/// Normalizes an SNS message whose signature the caller has verified: only
+/// the signed fields are read (`Message` for a `Notification`), never
+/// anything else that came with it.
+pub fn normalize_verified_sns(
+    msg: SnsMessage,
+    cfg: &NormalizeConfig,
+    received_at: DateTime<Utc>,
+) -> Result<Normalized, NormalizeError> {
+    from_sns(msg, cfg, received_at)
+}
+
 fn from_sns(
     msg: SnsMessage,
     cfg: &NormalizeConfig,

@@ -73,7 +73,7 @@ pub fn flag_name_value(name: &str, values: &[String]) -> anyhow::Result<(String,
     }
 }
 
-fn actor(given: Option<String>) -> String {
+pub(crate) fn actor(given: Option<String>) -> String {
     given
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("LOGNAME").ok())

@@ -149,5 +149,8 @@ pub fn describe(e: &Event) -> String {
         ),
         EventBody::ActionOutcomeUnknown { key } => format!("outcome UNKNOWN (interrupted) [{key}]"),
         EventBody::HandedToHuman { reason } => format!("handed to a human: {reason}"),
+        EventBody::HandedBack { by, reason } => {
+            format!("handed back to automation by {by}: {reason}")
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 pub mod dlq;
 pub mod flags;
+pub mod handback;
 pub mod init;
 pub mod inspect;
 pub mod normalize;

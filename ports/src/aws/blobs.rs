@@ -23,13 +23,13 @@ impl BlobStore for AwsBlobs {
         let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(from_sdk(&format!("s3 get {bucket}/{key}"), e)),
+            Err(e) => return Err(from_sdk(&format!("s3 get from {bucket}"), e)),
         };
         let bytes = out
             .body
             .collect()
             .await
-            .map_err(|e| PortError::Unavailable(format!("s3 get {bucket}/{key}: {e}")))?;
+            .map_err(|e| PortError::Unavailable(format!("s3 get from {bucket}: {e}")))?;
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 
@@ -42,6 +42,6 @@ impl BlobStore for AwsBlobs {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| from_sdk(&format!("s3 put {bucket}/{key}"), e))
+            .map_err(|e| from_sdk(&format!("s3 put to {bucket}"), e))
     }
 }

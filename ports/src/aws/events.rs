@@ -123,11 +123,11 @@ impl AwsEventStore {
         }
         let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
         if codes.contains(&"ValidationError") {
-            PortError::Invalid(format!("append to {stream}: rejected ({codes:?})"))
+            PortError::Invalid(format!("append rejected ({codes:?})"))
         } else {
             // TransactionConflict (a concurrent transaction on the same
             // items), throttling, capacity: retry later.
-            PortError::Unavailable(format!("append to {stream}: cancelled ({codes:?})"))
+            PortError::Unavailable(format!("append cancelled ({codes:?})"))
         }
     }
 }
@@ -274,7 +274,7 @@ impl EventStore for AwsEventStore {
             Ok(_) => Ok(()),
             Err(e) => match from_sdk("put_projection", e) {
                 PortError::ConditionFailed(_) => Err(PortError::ConditionFailed(format!(
-                    "projection of {stream} is not at version {version}"
+                    "projection is not at version {version}"
                 ))),
                 other => Err(other),
             },

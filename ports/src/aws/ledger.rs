@@ -124,7 +124,7 @@ impl Ledger for AwsLedger {
             }
         }
         Err(PortError::Unavailable(format!(
-            "ledger record {key}: {MAX_ATTEMPTS} racing takeovers; retry"
+            "ledger record: {MAX_ATTEMPTS} racing takeovers; retry"
         )))
     }
 
@@ -145,7 +145,7 @@ impl Ledger for AwsLedger {
             Ok(_) => Ok(()),
             Err(e) => match from_sdk("ledger mark_enqueued", e) {
                 PortError::ConditionFailed(_) => Err(PortError::ConditionFailed(format!(
-                    "ledger record {key} is not held in progress by this owner"
+                    "ledger record is not held in progress by this owner"
                 ))),
                 other => Err(other),
             },

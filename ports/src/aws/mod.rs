@@ -160,7 +160,10 @@ pub async fn open(s: &AwsSettings) -> Result<Backend> {
             &names.flags_table,
         )),
         secrets: Secrets::new(Arc::new(source), s.secrets_ttl),
-        blobs: Arc::new(blobs::AwsBlobs::new(clients.s3.clone())),
+        blobs: Arc::new(crate::AllowedBuckets::new(
+            Arc::new(blobs::AwsBlobs::new(clients.s3.clone())),
+            s.raw_mail_buckets.clone(),
+        )),
         description: format!(
             "aws (sqs {}, dynamodb {}-*, max receives {})",
             names.queue, s.prefix, s.max_receive_count

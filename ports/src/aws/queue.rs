@@ -239,6 +239,10 @@ impl AwsQueue {
 
 #[async_trait]
 impl Queue for AwsQueue {
+    fn max_receive_count(&self) -> Option<u32> {
+        Some(self.max_receive_count)
+    }
+
     async fn send(&self, msg: OutgoingMessage) -> Result<String> {
         if msg.attributes.len() > MAX_USER_ATTRIBUTES {
             return Err(PortError::Invalid(format!(

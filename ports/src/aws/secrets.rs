@@ -27,6 +27,10 @@ impl AwsSecrets {
 
 #[async_trait]
 impl SecretSource for AwsSecrets {
+    fn location(&self, name: &str) -> String {
+        format!("Secrets Manager secret {}", self.id(name))
+    }
+
     async fn fetch(&self, name: &str) -> Result<Option<String>> {
         let id = self.id(name);
         match self.client.get_secret_value().secret_id(&id).send().await {

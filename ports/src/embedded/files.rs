@@ -127,6 +127,13 @@ impl SecretSource for FileSecrets {
         let value = value.as_bytes().to_vec();
         blocking(move || write_atomic(&path, &value, true)).await
     }
+
+    fn location(&self, name: &str) -> String {
+        match self.file(name) {
+            Ok(path) => format!("{} (mode 0600)", path.display()),
+            Err(_) => format!("secret {name:?}"),
+        }
+    }
 }
 
 /// Blobs as files `<data_dir>/blobs/<bucket>/<key>`.

@@ -174,7 +174,7 @@ pub(super) fn mark_enqueued_in(conn: &Connection, key: &str, owner: &str) -> Res
         .db()?;
     if n == 0 {
         return Err(PortError::ConditionFailed(format!(
-            "ledger record {key} is not in progress under this owner"
+            "ledger record is not in progress under this owner"
         )));
     }
     Ok(())

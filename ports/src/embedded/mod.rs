@@ -75,7 +75,10 @@ pub async fn open_tuned(s: &EmbeddedSettings, tuning: Tuning) -> Result<Backend>
             Arc::new(files::FileSecrets::new(dir.join("secrets"))),
             s.secrets_ttl,
         ),
-        blobs: Arc::new(files::DirBlobs::new(dir.join("blobs"))),
+        blobs: Arc::new(crate::AllowedBuckets::new(
+            Arc::new(files::DirBlobs::new(dir.join("blobs"))),
+            s.raw_mail_buckets.clone(),
+        )),
         description: format!(
             "embedded SQLite at {} (WAL, synchronous=FULL, group commit of up to {})",
             db.path().display(),

@@ -146,6 +146,10 @@ impl Queue for SqliteQueue {
     /// One receive is one write transaction (a group-commit fsync); the
     /// worker's single receive loop would otherwise top out at 10 messages
     /// per fsync.
+    fn max_receive_count(&self) -> Option<u32> {
+        Some(self.max_receive_count)
+    }
+
     fn max_receive(&self) -> u32 {
         MAX_RECEIVE
     }

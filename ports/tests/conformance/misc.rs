@@ -261,10 +261,24 @@ pub async fn secrets_cache_and_refresh(h: &Harness) {
     );
 }
 
-/// Blobs: missing is None; put then get returns the same bytes.
+/// Blobs: missing is None; put then get returns the same bytes; a bucket
+/// that is not the deployment's raw-mail bucket is refused, unread.
 pub async fn blobs_put_get_missing(h: &Harness) {
     let bl = &h.b.blobs;
     let bucket = &h.scope.bucket;
+    for foreign in ["someone-elses-bucket", "", "../secrets"] {
+        assert!(
+            matches!(
+                bl.get(foreign, "inbound/x").await,
+                Err(ports::PortError::Invalid(_))
+            ),
+            "bucket {foreign:?} must be refused"
+        );
+        assert!(matches!(
+            bl.put(foreign, "inbound/x", b"x".to_vec()).await,
+            Err(ports::PortError::Invalid(_))
+        ));
+    }
     assert_eq!(bl.get(bucket, "inbound/missing").await.expect("get"), None);
     let raw = b"From: a@example.com\r\nSubject: hi\r\n\r\nbody \xff\x00".to_vec();
     bl.put(bucket, "inbound/2026/msg-1", raw.clone())

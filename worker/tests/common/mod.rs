@@ -55,6 +55,7 @@ pub async fn backend(kind: &str) -> (Backend, Option<TempDir>) {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut s = EmbeddedSettings::new(dir.path());
             s.max_receive_count = 4;
+            s.raw_mail_buckets = vec![mail_bucket()];
             let config = BackendConfig::Embedded(s);
             Backend::provision(&config)
                 .await
@@ -66,11 +67,17 @@ pub async fn backend(kind: &str) -> (Backend, Option<TempDir>) {
             let prefix = format!("wk{}", &uuid_like()[..10]);
             let mut s = AwsSettings::new(prefix);
             s.max_receive_count = 4;
+            s.raw_mail_buckets = vec![mail_bucket()];
             BackendConfig::Aws(s)
         }
     };
     Backend::provision(&config).await.expect("provision aws");
     (Backend::open(&config).await.expect("open aws"), None)
+}
+
+/// The raw-mail bucket the test backends allow (S3 names are lower case).
+pub fn mail_bucket() -> String {
+    format!("mail-{}", std::process::id())
 }
 
 fn uuid_like() -> String {
@@ -104,6 +111,7 @@ pub async fn harness(kind: &str, fake_cfg: FakeConfig) -> Harness {
         receive_wait: Duration::from_secs(1),
         batch: 10,
         use_model: false,
+        max_retry_delay: Duration::from_secs(12 * 3600),
     };
     let rules = Rules::default_rules().expect("rules");
     let worker = Worker::new(backend.clone(), downstreams, rules, config);
@@ -218,4 +226,75 @@ pub fn spawn_worker(
 
 pub fn arc<T>(t: T) -> Arc<T> {
     Arc::new(t)
+}
+
+/// Wraps a backend's queue and records every delivery (message id, receive
+/// count), to prove what a consumer received and how often.
+#[derive(Debug)]
+pub struct CountingQueue {
+    pub inner: Arc<dyn ports::Queue>,
+    pub deliveries: std::sync::Mutex<Vec<(String, u32)>>,
+}
+
+impl CountingQueue {
+    /// Put a counting wrapper in front of `backend`'s queue.
+    pub fn wrap(backend: &mut Backend) -> Arc<CountingQueue> {
+        let q = Arc::new(CountingQueue {
+            inner: backend.queue.clone(),
+            deliveries: Default::default(),
+        });
+        backend.queue = q.clone();
+        q
+    }
+
+    /// The highest receive count any message was delivered with.
+    pub fn max_receive_count(&self) -> u32 {
+        self.deliveries
+            .lock()
+            .map(|d| d.iter().map(|(_, n)| *n).max().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+#[async_trait::async_trait]
+impl ports::Queue for CountingQueue {
+    async fn send(&self, msg: OutgoingMessage) -> ports::Result<String> {
+        self.inner.send(msg).await
+    }
+    fn max_receive(&self) -> u32 {
+        self.inner.max_receive()
+    }
+    fn max_receive_count(&self) -> Option<u32> {
+        self.inner.max_receive_count()
+    }
+    async fn receive(
+        &self,
+        max: u32,
+        visibility: Duration,
+        wait: Duration,
+    ) -> ports::Result<Vec<ports::ReceivedMessage>> {
+        let got = self.inner.receive(max, visibility, wait).await?;
+        if let Ok(mut d) = self.deliveries.lock() {
+            d.extend(got.iter().map(|m| (m.message_id.clone(), m.receive_count)));
+        }
+        Ok(got)
+    }
+    async fn delete(&self, receipt: &str) -> ports::Result<()> {
+        self.inner.delete(receipt).await
+    }
+    async fn change_visibility(&self, receipt: &str, visibility: Duration) -> ports::Result<()> {
+        self.inner.change_visibility(receipt, visibility).await
+    }
+    async fn dead_letter(&self, msg: &ports::ReceivedMessage, reason: &str) -> ports::Result<()> {
+        self.inner.dead_letter(msg, reason).await
+    }
+    async fn dlq_list(&self, limit: usize) -> ports::Result<Vec<ports::DeadLetter>> {
+        self.inner.dlq_list(limit).await
+    }
+    async fn dlq_redrive(&self, which: ports::Redrive) -> ports::Result<usize> {
+        self.inner.dlq_redrive(which).await
+    }
+    async fn stats(&self) -> ports::Result<ports::QueueStats> {
+        self.inner.stats().await
+    }
 }
