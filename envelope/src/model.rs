@@ -369,6 +369,19 @@ impl Envelope {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// [`Envelope::to_json`], refused when it is larger than one queue
+    /// message may be ([`crate::MAX_ENCODED_BYTES`]).
+    pub fn encode(&self) -> Result<String, crate::NormalizeError> {
+        let json = self.to_json();
+        if json.len() > crate::MAX_ENCODED_BYTES {
+            return Err(crate::NormalizeError::EnvelopeTooLarge {
+                bytes: json.len(),
+                limit: crate::MAX_ENCODED_BYTES,
+            });
+        }
+        Ok(json)
+    }
+
     /// Pretty JSON (for operators).
     pub fn to_json_pretty(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()

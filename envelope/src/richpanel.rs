@@ -6,7 +6,8 @@
 //! whose text was not escaped; then a tolerant extractor that only needs the
 //! ticket id (the worker fetches the rest from the API).
 //!
-//! Event ids: `evt:rp:<ticket>:<message id>`; without a message id but with
+//! Event ids (ticket and message id parts bounded by [`bounded_id`]):
+//! `evt:rp:<ticket>:<message id>`; without a message id but with
 //! text, `evt:rp:<ticket>:<hash of normalized text + created_at bucket>`;
 //! a minimal body (no message id, no text) means "this ticket has news":
 //! `evt:rp:<ticket>:news:<received_at bucket start>`, so rules firing
@@ -16,7 +17,8 @@ use serde_json::Value;
 
 use crate::config::NormalizeConfig;
 use crate::error::NormalizeError;
-use crate::ids::{ConversationId, EventId, short_hash};
+use crate::ids::{ConversationId, EventId, bounded_id, short_hash};
+use crate::limits::cap;
 use crate::model::{
     Channel, Customer, EmailInfo, Envelope, Message, Meta, Recovery, RichpanelInfo, SCHEMA_VERSION,
     SourceKind,
@@ -131,9 +133,9 @@ fn build(
     received_at: DateTime<Utc>,
     recovery: Option<Recovery>,
 ) -> Envelope {
-    let conv = f.ticket_id.clone();
+    let conv = bounded_id(&f.ticket_id);
     let suffix = match (&f.message_id, &f.text) {
-        (Some(mid), _) => mid.clone(),
+        (Some(mid), _) => bounded_id(mid),
         (None, Some(text)) => {
             let at = f.created_at.unwrap_or(received_at);
             let seed = format!(
@@ -170,7 +172,7 @@ fn build(
             attachments: Vec::new(),
         },
         richpanel: RichpanelInfo {
-            tags: f.tags,
+            tags: cap(f.tags),
             assignee_id: f.assignee_id,
             ticket_id: Some(f.ticket_id),
             ticket_url: f.ticket_url,

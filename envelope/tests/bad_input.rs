@@ -1,0 +1,61 @@
+//! Input the AWS backend could not store, or that the normalizer used to
+//! turn into the wrong event: long ids, huge lists, re-fired rules after the
+//! ticket changed, broken bodies that name a message, text-only retries.
+use chrono::{DateTime, Duration, Utc};
+use envelope::{Envelope, NormalizeConfig, NormalizeError, normalize_richpanel};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+fn rp(body: &str, received: DateTime<Utc>) -> Result<Envelope, NormalizeError> {
+    normalize_richpanel(body.as_bytes(), &NormalizeConfig::default(), received)
+}
+
+const T0: &str = "2025-12-21T10:00:05Z";
+
+#[test]
+fn a_3_kb_message_id_and_a_5_kb_ticket_id_give_ids_inside_dynamodb_key_limits() {
+    let ticket = "t".repeat(5 * 1024);
+    let message = "m".repeat(3 * 1024);
+    let body = serde_json::json!({"ticket_id": ticket, "message_id": message, "message": "hi"})
+        .to_string();
+    let env = rp(&body, at(T0)).expect("env");
+    // The ledger key (partition key, ≤ 2048 bytes) and the event log's
+    // `s#<conversation>` / `e#<event id>` keys.
+    assert!(env.event_id.as_str().len() <= 1024, "{}", env.event_id);
+    assert!(env.conversation_id.as_str().len() <= 256);
+    // A retry maps to the same ids; another long id to other ones.
+    let again = rp(&body, at(T0) + Duration::hours(1)).expect("again");
+    assert_eq!(
+        (&again.event_id, &again.conversation_id),
+        (&env.event_id, &env.conversation_id)
+    );
+    let other = serde_json::json!({"ticket_id": ticket, "message_id": format!("{message}2"), "message": "hi"})
+        .to_string();
+    assert_ne!(rp(&other, at(T0)).expect("other").event_id, env.event_id);
+    // The ids as sent stay in the envelope (the worker fetches by them).
+    assert_eq!(env.richpanel.ticket_id.as_deref(), Some(ticket.as_str()));
+    assert_eq!(env.message.id.as_deref(), Some(message.as_str()));
+    // Short ids are untouched.
+    let short = rp(
+        r#"{"ticket_id":"T-1","message_id":"m-1","message":"hi"}"#,
+        at(T0),
+    )
+    .expect("short");
+    assert_eq!(short.event_id.as_str(), "evt:rp:T-1:m-1");
+}
+
+#[test]
+fn ten_thousand_tags_are_capped() {
+    let tags: Vec<String> = (0..10_000).map(|i| format!("tag-{i}")).collect();
+    let body =
+        serde_json::json!({"ticket_id": "T-2", "message_id": "m-1", "message": "hi", "tags": tags})
+            .to_string();
+    let env = rp(&body, at(T0)).expect("env");
+    assert_eq!(env.richpanel.tags.len(), envelope::MAX_LIST_ITEMS);
+    assert_eq!(envelope::MAX_LIST_ITEMS, 100, "the documented cap");
+    assert_eq!(env.richpanel.tags[..2], ["tag-0", "tag-1"]);
+}
