@@ -10,6 +10,7 @@
 //! | any state, other payload hash | 409 conflict |
 //! | in progress (someone else mid-flight) | poll up to `in_flight_wait`: enqueued → 200 duplicate; released or expired → try again; else 503 |
 //! | send failed | release the claim → 503 + `Retry-After` |
+//! | backend refuses the input (`PortError::Invalid`) | 400 `invalid_input` |
 //! | backend unreachable | 503 + `Retry-After` |
 //!
 //! `mark_enqueued` failing after a successful send still answers 202: the
@@ -115,7 +116,7 @@ pub(crate) async fn enqueue_once(
             .intake
             .enqueue_once(request.clone())
             .await
-            .map_err(|e| unavailable(route, "backend", &e, p))?;
+            .map_err(|e| port_error(route, "backend", &e, p))?;
         match outcome {
             EnqueueOutcome::Enqueued => return Ok(Accepted::New),
             EnqueueOutcome::Exists(rec) => {
@@ -154,7 +155,7 @@ async fn wait_in_flight(
             .ledger
             .get(p.event_id)
             .await
-            .map_err(|e| unavailable(route, "ledger", &e, p))?;
+            .map_err(|e| port_error(route, "ledger", &e, p))?;
         match rec {
             None => return Ok(None),
             Some(r) if r.payload_hash != p.payload_hash => return Err(conflict(route, p)),
@@ -185,9 +186,28 @@ fn in_flight_timeout(route: &'static str, p: Kept<'_>) -> Reject {
     .with_event_id(p.event_id)
 }
 
+/// A port error before the ack: 400 when the backend cannot store the input
+/// as given (retrying cannot help), else 503.
+fn port_error(route: &'static str, what: &'static str, e: &PortError, p: Kept<'_>) -> Reject {
+    if let PortError::Invalid(detail) = e {
+        // Port messages name sizes and limits, but an SDK's may quote more:
+        // redacted before logging, and not returned.
+        let detail = envelope::redact::redact(detail);
+        tracing::warn!(error = %detail, port = what, "backend refused the input");
+        return Reject::bad_request(
+            "invalid_input",
+            "the backend cannot store this event as given (an id or the message is over a \
+             storage limit); retrying will not help",
+        )
+        .with_event_id(p.event_id);
+    }
+    unavailable(route, what, e, p)
+}
+
 fn unavailable(route: &'static str, what: &'static str, e: &PortError, p: Kept<'_>) -> Reject {
     metrics::counter!(m::UNAVAILABLE, "route" => route, "reason" => what).increment(1);
-    tracing::warn!(error = %e, port = what, "backend failure before ack");
+    let error = envelope::redact::redact(&e.to_string()).into_owned();
+    tracing::warn!(%error, port = what, "backend failure before ack");
     Reject::unavailable(
         format!("{what} unavailable; nothing was accepted"),
         RETRY_AFTER,

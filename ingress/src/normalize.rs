@@ -2,6 +2,7 @@
 //! [`Prepared`] message the idempotency flow enqueues.
 use chrono::Utc;
 use envelope::{NormalizeConfig, NormalizeError};
+use http::StatusCode;
 
 use crate::error::Reject;
 use crate::flow::Prepared;
@@ -40,7 +41,8 @@ pub(crate) enum Normalized {
     Ignored,
 }
 
-/// Normalize, or 400 naming what is wrong.
+/// Normalize, or 400 naming what is wrong (413 for an envelope too large
+/// to queue).
 pub(crate) fn prepare(
     source: Source,
     body: &[u8],
@@ -53,13 +55,16 @@ pub(crate) fn prepare(
             // route before normalizing; anything else carries no event.
             _ => return Ok(Normalized::Ignored),
         };
+    // Over one queue message: 413 here, on every backend, rather than
+    // whatever the queue would answer.
+    let body = env.encode().map_err(bad_input)?;
     Ok(Normalized::Event(Prepared {
         event_id: env.event_id.as_str().to_owned(),
         conversation_id: env.conversation_id.as_str().to_owned(),
         payload_hash: env.payload_hash(),
         group_id: env.group_id(),
         dedup_id: env.dedup_id(),
-        body: env.to_json(),
+        body,
         source: source.name(),
     }))
 }
@@ -67,7 +72,11 @@ pub(crate) fn prepare(
 fn bad_input(e: NormalizeError) -> Reject {
     // The message names the field or format at fault; it never quotes the
     // body, so it is safe to return and to log.
-    Reject::bad_request(e.reason_code(), e.to_string())
+    let status = match e {
+        NormalizeError::EnvelopeTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    Reject::new(status, e.reason_code(), e.to_string())
 }
 
 /// An id as it may appear in a log line: as is, unless it could carry an
