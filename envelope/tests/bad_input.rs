@@ -59,3 +59,28 @@ fn ten_thousand_tags_are_capped() {
     assert_eq!(envelope::MAX_LIST_ITEMS, 100, "the documented cap");
     assert_eq!(env.richpanel.tags[..2], ["tag-0", "tag-1"]);
 }
+
+#[test]
+fn re_firing_a_rule_after_the_ticket_was_tagged_and_assigned_keeps_the_payload_hash() {
+    let first = rp(
+        r#"{"ticket_id":"T-3","message_id":"m-1","message":"where is my parcel?","tags":[]}"#,
+        at(T0),
+    )
+    .expect("first");
+    // The worker tagged and assigned the ticket; a rule fires again.
+    let refired = rp(
+        r#"{"ticket_id":"T-3","message_id":"m-1","message":"where is my parcel?",
+            "tags":["auto-replied","shipping"],"assignee_id":"u-7"}"#,
+        at(T0) + Duration::minutes(3),
+    )
+    .expect("refired");
+    assert_eq!(first.event_id, refired.event_id);
+    assert_eq!(first.payload_hash(), refired.payload_hash());
+    // The message itself is covered.
+    let edited = rp(
+        r#"{"ticket_id":"T-3","message_id":"m-1","message":"where is my refund?"}"#,
+        at(T0),
+    )
+    .expect("edited");
+    assert_ne!(first.payload_hash(), edited.payload_hash());
+}

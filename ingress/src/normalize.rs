@@ -62,6 +62,7 @@ pub(crate) fn prepare(
         event_id: env.event_id.as_str().to_owned(),
         conversation_id: env.conversation_id.as_str().to_owned(),
         payload_hash: env.payload_hash(),
+        legacy_hash: env.legacy_payload_hash(),
         group_id: env.group_id(),
         dedup_id: env.dedup_id(),
         body,

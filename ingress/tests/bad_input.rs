@@ -1,5 +1,6 @@
 //! Bad input gets a clear answer, the same on both backends: ids and sizes
-//! the AWS backend cannot store.
+//! the AWS backend cannot store, and 409 only for a different accepted
+//! payload.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::*;
 use ingress::IngressConfig;
-use ports::{EnqueueOnce, EnqueueOutcome, Intake, PortError};
+use ports::{EnqueueOnce, EnqueueOutcome, Intake, LedgerState, PortError};
 
 /// The envelope the queue holds (exactly one expected).
 async fn queued(tb: &TestBackend) -> serde_json::Value {
@@ -123,5 +124,146 @@ async fn input_the_backend_refuses_as_invalid_gets_400_not_503() {
         let (status, json) = decode(resp).await;
         assert_eq!(status, 400, "{}: {json}", tb.name);
         assert_eq!(json["error"], "invalid_input", "{}", tb.name);
+    }
+}
+
+/// A claim on the event id of `body` held by `owner` with another hash.
+async fn claim_other(tb: &TestBackend, event_id: &str, owner: &str, claim: Duration) {
+    tb.backend
+        .ledger
+        .try_create(
+            event_id,
+            "hash-of-another-payload",
+            owner,
+            claim,
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_payload_while_the_first_attempt_is_in_flight_waits_for_its_outcome() {
+    for tb in backends().await {
+        let cfg = IngressConfig {
+            in_flight_wait_ms: 1500,
+            ..IngressConfig::default()
+        };
+        let app = Arc::new(serve(tb.backend.clone(), cfg).await);
+        let post = |body: String| {
+            let app = app.clone();
+            tokio::spawn(async move { app.richpanel(&body).await })
+        };
+
+        // Still in flight after the wait: 503, never a permanent 409.
+        let ticket = unique("T");
+        claim_other(
+            &tb,
+            &format!("evt:rp:{ticket}:m1"),
+            "slow",
+            Duration::from_secs(60),
+        )
+        .await;
+        let (status, json) = post(ticket_body(&ticket, "m1", "hi")).await.unwrap();
+        assert_eq!(status, 503, "{}: {json}", tb.name);
+
+        // The first attempt fails and releases its claim: this one is accepted.
+        let ticket = unique("T");
+        let id = format!("evt:rp:{ticket}:m1");
+        claim_other(&tb, &id, "failing", Duration::from_secs(60)).await;
+        let answer = post(ticket_body(&ticket, "m1", "hi"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tb.backend.ledger.release(&id, "failing").await.unwrap();
+        let (status, json) = answer.await.unwrap();
+        assert_eq!(status, 202, "{}: {json}", tb.name);
+
+        // The first attempt ends enqueued with its other payload: now 409.
+        let ticket = unique("T");
+        let id = format!("evt:rp:{ticket}:m1");
+        claim_other(&tb, &id, "winning", Duration::from_secs(60)).await;
+        let answer = post(ticket_body(&ticket, "m1", "hi"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tb.backend
+            .ledger
+            .mark_enqueued(&id, "winning")
+            .await
+            .unwrap();
+        let (status, json) = answer.await.unwrap();
+        assert_eq!(status, 409, "{}: {json}", tb.name);
+        assert_eq!(app.visible().await, 1, "{}", tb.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_payload_finding_an_expiring_claim_takes_it_over() {
+    for tb in backends().await {
+        let app = serve(tb.backend.clone(), IngressConfig::default()).await;
+        let ticket = unique("T");
+        let id = format!("evt:rp:{ticket}:m1");
+        // A first attempt that died: never answered 2xx, nothing sent.
+        claim_other(&tb, &id, "crashed", Duration::from_millis(400)).await;
+        let body = ticket_body(&ticket, "m1", "hi");
+        let (status, json) = app.richpanel(&body).await;
+        assert_eq!(status, 202, "{}: {json}", tb.name);
+        // The taker's payload is the one recorded and compared from now on.
+        let rec = tb.backend.ledger.get(&id).await.unwrap().unwrap();
+        assert_eq!(rec.state, LedgerState::Enqueued, "{}", tb.name);
+        assert_ne!(rec.payload_hash, "hash-of-another-payload", "{}", tb.name);
+        let (status, _) = app.richpanel(&body).await;
+        assert_eq!(status, 200, "{}", tb.name);
+        assert_eq!(app.visible().await, 1, "{}", tb.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_firing_a_rule_after_the_worker_tagged_the_ticket_is_200_duplicate() {
+    for tb in backends().await {
+        let app = serve(tb.backend.clone(), IngressConfig::default()).await;
+        let ticket = unique("T");
+        let mut body: serde_json::Value =
+            serde_json::from_str(&ticket_body(&ticket, "m1", "where is my parcel?")).unwrap();
+        body["tags"] = serde_json::json!([]);
+        let (status, first) = app.richpanel(&body.to_string()).await;
+        assert_eq!(status, 202, "{}: {first}", tb.name);
+        body["tags"] = serde_json::json!(["switchyard-processed", "route-shipping"]);
+        body["assignee_id"] = "agent-7".into();
+        let (status, json) = app.richpanel(&body.to_string()).await;
+        assert_eq!(status, 200, "{}: {json}", tb.name);
+        assert_eq!(json["status"], "duplicate");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_recorded_under_the_hash_that_covered_tags_is_a_duplicate() {
+    for tb in backends().await {
+        let app = serve(tb.backend.clone(), IngressConfig::default()).await;
+        let mut body: serde_json::Value =
+            serde_json::from_str(&ticket_body(&unique("T"), "m1", "hi")).unwrap();
+        body["tags"] = serde_json::json!(["vip"]);
+        let body = body.to_string();
+        // Accepted by the previous release, whose hash covered the tags.
+        let env = match envelope::normalize(
+            envelope::Source::Richpanel,
+            body.as_bytes(),
+            &envelope::NormalizeConfig::default(),
+            chrono::Utc::now(),
+        )
+        .unwrap()
+        {
+            envelope::Normalized::Envelope(env) => env,
+            other => panic!("{other:?}"),
+        };
+        let old = env.legacy_payload_hash().expect("tags make it differ");
+        assert_ne!(old, env.payload_hash());
+        let ledger = &tb.backend.ledger;
+        let id = env.event_id.as_str();
+        let keep = Duration::from_secs(600);
+        ledger
+            .try_create(id, &old, "old", keep, keep)
+            .await
+            .unwrap();
+        ledger.mark_enqueued(id, "old").await.unwrap();
+        let (status, json) = app.richpanel(&body).await;
+        assert_eq!(status, 200, "{}: {json}", tb.name);
     }
 }
