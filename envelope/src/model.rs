@@ -204,8 +204,9 @@ pub enum Recovery {
     /// Raw control characters / unescaped quotes inside strings were escaped;
     /// every field was read.
     RepairedJson,
-    /// Only the ticket id (and message id, when present) could be read; the
-    /// worker fetches the rest from the Richpanel API.
+    /// Only the ticket id (and message id, when present, which then names
+    /// the event but is not claimed as a message) could be read; the worker
+    /// fetches the ticket's messages from the Richpanel API.
     TicketIdOnly,
 }
 

@@ -2,7 +2,7 @@
 //! turn into the wrong event: long ids, huge lists, re-fired rules after the
 //! ticket changed, broken bodies that name a message, text-only retries.
 use chrono::{DateTime, Duration, Utc};
-use envelope::{Envelope, NormalizeConfig, NormalizeError, normalize_richpanel};
+use envelope::{Envelope, NormalizeConfig, NormalizeError, SourceKind, normalize_richpanel};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
@@ -15,6 +15,13 @@ fn rp(body: &str, received: DateTime<Utc>) -> Result<Envelope, NormalizeError> {
 }
 
 const T0: &str = "2025-12-21T10:00:05Z";
+
+/// What the worker treats as "fetch the ticket" (`worker/src/expand.rs`).
+fn left_to_the_ticket_fetch(env: &Envelope) -> bool {
+    env.meta.source == SourceKind::RichpanelHttpTarget
+        && env.message.id.is_none()
+        && env.message.text.trim().is_empty()
+}
 
 #[test]
 fn a_3_kb_message_id_and_a_5_kb_ticket_id_give_ids_inside_dynamodb_key_limits() {
@@ -83,4 +90,41 @@ fn re_firing_a_rule_after_the_ticket_was_tagged_and_assigned_keeps_the_payload_h
     )
     .expect("edited");
     assert_ne!(first.payload_hash(), edited.payload_hash());
+}
+
+#[test]
+fn a_broken_json_body_with_a_message_id_leaves_the_message_to_be_fetched() {
+    // Not JSON even after repair: only the ticket id and message id are read.
+    let body = "{\"ticket_id\": \"T-4\", \"message_id\": \"m-9\", \"message\": \"he wrote \"stop\", then {left\", \"trigger\": x}";
+    let env = rp(body, at(T0)).expect("partial");
+    assert!(
+        left_to_the_ticket_fetch(&env),
+        "an empty message must not claim m-9: {env:?}"
+    );
+    assert_ne!(env.event_id.as_str(), "evt:rp:T-4:m-9");
+    // Stable across retries (it names the message, not the time).
+    let retry = rp(body, at(T0) + Duration::minutes(5)).expect("retry");
+    assert_eq!(retry.event_id, env.event_id);
+}
+
+#[test]
+fn a_text_only_body_retried_across_a_minute_boundary_is_not_a_second_message() {
+    // No message id, no created_at: only the delivery time tells two
+    // deliveries apart, and a retry has another one.
+    let body = r#"{"ticket_id":"T-5","message":"is anyone there?"}"#;
+    let first = rp(body, at("2025-12-21T10:00:59Z")).expect("first");
+    let retry = rp(body, at("2025-12-21T10:01:01Z")).expect("retry");
+    for env in [&first, &retry] {
+        assert!(
+            left_to_the_ticket_fetch(env),
+            "a text-only body must leave the message to the ticket's message list: {env:?}"
+        );
+    }
+    // With the sender's created_at the text is kept: retries carry the same one.
+    let timed =
+        r#"{"ticket_id":"T-5","message":"is anyone there?","created_at":"2025-12-21T10:00:58Z"}"#;
+    let a = rp(timed, at("2025-12-21T10:00:59Z")).expect("a");
+    let b = rp(timed, at("2025-12-21T10:01:01Z")).expect("b");
+    assert_eq!(a.event_id, b.event_id);
+    assert_eq!(a.message.text, "is anyone there?");
 }

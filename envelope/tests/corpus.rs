@@ -261,7 +261,10 @@ fn payload_hashes_are_pinned() {
     // The hashes records written before tags and assignee left the hash
     // carry: the ingress still matches them (`legacy_payload_hash`). Never
     // regenerated.
-    compare_pins(&Path::new(GOLDEN).join("payload_hashes_with_labels.tsv"), &legacy);
+    compare_pins(
+        &Path::new(GOLDEN).join("payload_hashes_with_labels.tsv"),
+        &legacy,
+    );
 }
 
 fn compare_pins(golden: &Path, actual: &str) {
