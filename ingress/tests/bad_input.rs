@@ -1,6 +1,6 @@
 //! Bad input gets a clear answer, the same on both backends: ids and sizes
-//! the AWS backend cannot store, and 409 only for a different accepted
-//! payload.
+//! the AWS backend cannot store, 409 only for a different accepted payload,
+//! and a 413 the sender can read.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use common::*;
 use ingress::IngressConfig;
 use ports::{EnqueueOnce, EnqueueOutcome, Intake, LedgerState, PortError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The envelope the queue holds (exactly one expected).
 async fn queued(tb: &TestBackend) -> serde_json::Value {
@@ -266,4 +267,83 @@ async fn a_redelivery_recorded_under_the_hash_that_covered_tags_is_a_duplicate()
         let (status, json) = app.richpanel(&body).await;
         assert_eq!(status, 200, "{}: {json}", tb.name);
     }
+}
+
+/// POST `head` then `body` over a raw connection, as a plain client does
+/// (no `Expect: 100-continue`), paced like a sender on a real network (on
+/// loopback the kernel buffers would swallow a few MB at once), and return
+/// what the server answered.
+async fn raw_post(app: &App, head: String, body: &[u8]) -> String {
+    let addr = app.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let sent = within(30, async {
+        conn.write_all(head.as_bytes()).await?;
+        for part in body.chunks(64 * 1024) {
+            conn.write_all(part).await?;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    let mut answer = Vec::new();
+    let read = within(30, conn.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        sent.is_ok() && read.is_ok(),
+        "sent {sent:?}, read {read:?}, answer {answer:?}"
+    );
+    answer
+}
+
+fn head(extra: &str) -> String {
+    format!(
+        "POST /webhooks/richpanel HTTP/1.1\r\nHost: localhost\r\nX-Switchyard-Token: {TOKEN}\r\n\
+         Content-Type: application/json\r\nConnection: close\r\n{extra}\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3_mb_body_with_content_length_gets_a_readable_413_not_a_reset() {
+    let tb = embedded().await;
+    let app = serve(tb.backend.clone(), IngressConfig::default()).await;
+    let body = vec![b' '; 3 * 1024 * 1024];
+    let answer = raw_post(
+        &app,
+        head(&format!("Content-Length: {}\r\n", body.len())),
+        &body,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    assert!(answer.contains("payload_too_large"), "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3_mb_chunked_body_gets_a_readable_413_not_a_reset() {
+    let tb = embedded().await;
+    let app = serve(tb.backend.clone(), IngressConfig::default()).await;
+    let chunk = vec![b' '; 64 * 1024];
+    let mut body = Vec::new();
+    for _ in 0..48 {
+        body.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        body.extend_from_slice(&chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    let answer = raw_post(&app, head("Transfer-Encoding: chunked\r\n"), &body).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_waiting_for_100_continue_gets_the_413_at_once() {
+    let tb = embedded().await;
+    let app = serve(tb.backend.clone(), IngressConfig::default()).await;
+    let addr = app.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let h = head("Content-Length: 3145728\r\nExpect: 100-continue\r\n");
+    conn.write_all(h.as_bytes()).await.unwrap();
+    // No body is sent: the answer must not wait for one.
+    let mut answer = vec![0; 1024];
+    let n = within(3, conn.read(&mut answer)).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
 }
