@@ -12,6 +12,7 @@ use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
 use crate::config::NormalizeConfig;
 use crate::error::NormalizeError;
 use crate::ids::{ConversationId, EventId, short_hash};
+use crate::limits::{cap, cap_keeping_first_and_last};
 use crate::model::{
     Attachment, AttachmentKind, Channel, Customer, EmailInfo, Envelope, Message, Meta,
     RichpanelInfo, SCHEMA_VERSION, SourceKind,
@@ -158,6 +159,7 @@ fn parse(raw: &[u8], cfg: &NormalizeConfig) -> Result<Parsed, NormalizeError> {
         })
         .collect();
     let cut = truncate(full_text.trim(), cfg.max_text_chars);
+    // Ids are derived above from the full lists; the envelope keeps capped ones.
     Ok(Parsed {
         message: Message {
             id: message_id.clone(),
@@ -165,16 +167,16 @@ fn parse(raw: &[u8], cfg: &NormalizeConfig) -> Result<Parsed, NormalizeError> {
             text: cut.text,
             truncated: cut.truncated,
             original_length: cut.original_length,
-            attachments,
+            attachments: cap(attachments),
         },
         email: EmailInfo {
             message_id,
             from: from_address.clone(),
-            to,
-            cc,
+            to: cap(to),
+            cc: cap(cc),
             subject,
             in_reply_to,
-            references,
+            references: cap_keeping_first_and_last(references),
         },
         from_address,
         thread_root,

@@ -56,6 +56,13 @@ pub enum NormalizeError {
     /// invoke Lambda with exactly one). Reject.
     #[error("lambda event: expected exactly 1 record, found {0}")]
     RecordCount(usize),
+    /// The normalized envelope is larger than one queue message may be
+    /// ([`crate::MAX_ENCODED_BYTES`]). Reject as too large (HTTP 413): the
+    /// same body will never fit.
+    #[error(
+        "envelope: {bytes} bytes once normalized, over the {limit}-byte limit of one queue message"
+    )]
+    EnvelopeTooLarge { bytes: usize, limit: usize },
 }
 
 impl NormalizeError {
@@ -73,6 +80,7 @@ impl NormalizeError {
             Self::InvalidContent(_) => "invalid_content",
             Self::UnrecognizedSes => "unrecognized_ses",
             Self::RecordCount(_) => "unexpected_record_count",
+            Self::EnvelopeTooLarge { .. } => "envelope_too_large",
         }
     }
 }

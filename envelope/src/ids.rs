@@ -1,4 +1,5 @@
-//! Newtype ids and the hashing that keeps them inside SQS's limits.
+//! Newtype ids and the hashing that keeps them inside SQS's and DynamoDB's
+//! limits.
 //!
 //! SQS `MessageGroupId` / `MessageDeduplicationId`: 1..=128 characters from
 //! ASCII `!`..=`~` (alphanumerics and punctuation). [`sqs_safe`] passes a
@@ -6,6 +7,15 @@
 //! spaces, non-ASCII, or starting with `~`) to `~<readable prefix>~<sha256>`,
 //! at most 106 characters. Passed-through ids never start with `~`, so a
 //! hashed form can never collide with a raw one.
+//!
+//! Ids a sender chooses (a Richpanel ticket id, a message id) become parts
+//! of storage keys: the ledger's partition key is the event id (DynamoDB:
+//! ≤ 2048 bytes), the event log's are `s#<conversation>` and `e#<event id>`.
+//! [`bounded_id`] keeps such a part as sent up to [`MAX_ID_BYTES`] and maps
+//! a longer one to the same hashed form, so an event id is at most
+//! `evt:rp:` + 256 + `:` + 256 bytes whatever the sender wrote, and a retry
+//! still maps to the same id. Only an id that already has the hashed shape
+//! is hashed below the bound (so it cannot collide with a hashed one).
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -13,7 +23,13 @@ use sha2::{Digest, Sha256};
 
 /// Longest id SQS accepts for group and deduplication ids.
 pub const SQS_ID_MAX: usize = 128;
+/// Longest sender-chosen id part (ticket id, message id) kept as sent, in
+/// bytes; see [`bounded_id`]. Real ids are far shorter (Richpanel's are
+/// UUID-sized).
+pub const MAX_ID_BYTES: usize = 256;
 const READABLE_PREFIX: usize = 40;
+/// `~` + 64 hex digits: the tail of every hashed form.
+const HASH_TAIL: usize = 65;
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -89,12 +105,37 @@ pub fn sqs_safe(id: &str) -> String {
     if valid {
         return id.to_owned();
     }
+    hashed(id)
+}
+
+/// `id` unchanged when it is at most [`MAX_ID_BYTES`] long (and not already
+/// shaped like a hashed id), otherwise `~<readable prefix>~<sha256>` (at most
+/// 106 bytes). Deterministic, so a retry maps to the same id.
+pub fn bounded_id(id: &str) -> String {
+    if id.len() <= MAX_ID_BYTES && !looks_hashed(id) {
+        return id.to_owned();
+    }
+    hashed(id)
+}
+
+fn hashed(id: &str) -> String {
     let prefix: String = id
         .chars()
         .filter(|c| is_sqs_id_char(*c) && *c != '~')
         .take(READABLE_PREFIX)
         .collect();
     format!("~{prefix}~{}", sha256_hex(id.as_bytes()))
+}
+
+/// Has `id` the shape [`hashed`] gives: `~<prefix>~<64 lower-case hex>`?
+fn looks_hashed(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() > HASH_TAIL
+        && b[0] == b'~'
+        && b[b.len() - HASH_TAIL] == b'~'
+        && b[b.len() - HASH_TAIL + 1..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 #[cfg(test)]
@@ -114,5 +155,17 @@ mod tests {
             assert!(s.chars().all(is_sqs_id_char), "{s}");
         }
         assert_ne!(sqs_safe("a b"), sqs_safe("a  b"));
+    }
+
+    #[test]
+    fn long_ids_are_bounded_and_short_ones_kept() {
+        assert_eq!(bounded_id("T-1 ünï ~x"), "T-1 ünï ~x");
+        let long = "é".repeat(MAX_ID_BYTES);
+        let b = bounded_id(&long);
+        assert!(b.len() <= 106 && b.starts_with('~'), "{b}");
+        assert_eq!(b, bounded_id(&long), "deterministic");
+        // A sender cannot forge a hashed id to alias a long one.
+        assert_ne!(bounded_id(&b), b);
+        assert!(looks_hashed(&b) && !looks_hashed("~short~"));
     }
 }

@@ -12,7 +12,9 @@
 //!
 //! # Layout
 //! - `model.rs` — [`Envelope`] and its parts; `group_id`, `dedup_id`, `payload_hash`.
-//! - `ids.rs` — [`EventId`], [`ConversationId`], [`sqs_safe`].
+//! - `ids.rs` — [`EventId`], [`ConversationId`], [`sqs_safe`], [`bounded_id`].
+//! - `limits.rs` — [`MAX_LIST_ITEMS`], [`MAX_ENCODED_BYTES`]: what keeps an
+//!   envelope storable on both backends.
 //! - `version.rs` — [`decode`] (version check, v0 → v1 upcast).
 //! - `config.rs` — [`NormalizeConfig`].
 //! - `richpanel.rs`, `email.rs`, `ses/` — one normalizer each; `json_repair.rs`
@@ -28,6 +30,7 @@ mod email;
 mod error;
 mod ids;
 mod json_repair;
+mod limits;
 mod model;
 pub mod redact;
 mod richpanel;
@@ -41,7 +44,11 @@ use serde::Serialize;
 pub use config::{NormalizeConfig, RICHPANEL_FIELDS};
 pub use email::normalize_email_bytes;
 pub use error::{EnvelopeError, NormalizeError};
-pub use ids::{ConversationId, EventId, SQS_ID_MAX, is_sqs_id_char, sha256_hex, sqs_safe};
+pub use ids::{
+    ConversationId, EventId, MAX_ID_BYTES, SQS_ID_MAX, bounded_id, is_sqs_id_char, sha256_hex,
+    sqs_safe,
+};
+pub use limits::{MAX_ENCODED_BYTES, MAX_LIST_ITEMS};
 pub use model::{
     Attachment, AttachmentKind, BlobRef, Channel, Customer, EmailInfo, Envelope, Message, Meta,
     Recovery, RichpanelInfo, SCHEMA_VERSION, SourceKind,

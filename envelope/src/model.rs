@@ -204,8 +204,9 @@ pub enum Recovery {
     /// Raw control characters / unescaped quotes inside strings were escaped;
     /// every field was read.
     RepairedJson,
-    /// Only the ticket id (and message id, when present) could be read; the
-    /// worker fetches the rest from the Richpanel API.
+    /// Only the ticket id (and message id, when present, which then names
+    /// the event but is not claimed as a message) could be read; the worker
+    /// fetches the ticket's messages from the Richpanel API.
     TicketIdOnly,
 }
 
@@ -218,6 +219,15 @@ pub struct BlobRef {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// How the canonical form writes `richpanel.tags` and `.assignee_id`.
+#[derive(Clone, Copy)]
+enum Labels {
+    /// As empty values: the payload hash.
+    Blank,
+    /// As in the envelope: the legacy payload hash.
+    AsSent,
 }
 
 impl Message {
@@ -272,13 +282,33 @@ impl Envelope {
         sqs_safe(self.event_id.as_str())
     }
 
-    /// Hex sha256 over what defines the event: everything except
-    /// `received_at`, `meta` and `richpanel.trigger`, in canonical JSON
-    /// (sorted keys, no whitespace). Same event id with a different hash
-    /// means a conflicting redelivery.
+    /// Hex sha256 over what defines the event, in canonical JSON (sorted
+    /// keys, no whitespace): every field except `received_at`, `meta`,
+    /// `richpanel.trigger`, `richpanel.tags` and `richpanel.assignee_id`
+    /// (delivery details, and ticket labels that change between re-fires
+    /// of the same message: the worker tags and assigns tickets). Same
+    /// event id with a different hash means a conflicting redelivery.
+    ///
+    /// Tags and assignee are written as empty (`[]`, `null`) rather than
+    /// left out, so the hash of an envelope without them is the one the
+    /// previous definition gave.
     pub fn payload_hash(&self) -> String {
+        self.hash_identity(Labels::Blank)
+    }
+
+    /// The hash as defined before tags and assignee were left out, when it
+    /// differs from [`Envelope::payload_hash`] (only when tags or an
+    /// assignee are present). For records written by that definition: a
+    /// redelivery across the upgrade still matches. Needed while such
+    /// records live (the ingress keeps them `keep_secs`, 72 h by default).
+    pub fn legacy_payload_hash(&self) -> Option<String> {
+        let labelled = !self.richpanel.tags.is_empty() || self.richpanel.assignee_id.is_some();
+        labelled.then(|| self.hash_identity(Labels::AsSent))
+    }
+
+    fn hash_identity(&self, labels: Labels) -> String {
         let mut hasher = crate::canonical::Hashing::default();
-        if self.write_identity(&mut hasher).is_err() {
+        if self.write_identity(&mut hasher, labels).is_err() {
             // Writing into a hasher cannot fail; hash the Debug form rather
             // than panic if it ever did.
             return sha256_hex(format!("{self:?}").as_bytes());
@@ -288,9 +318,10 @@ impl Envelope {
 
     /// The canonical JSON the payload hash is taken over: the envelope as
     /// serde writes it, minus `received_at`, `meta` and `richpanel.trigger`,
-    /// keys sorted. Every struct is destructured in full, so a new field
-    /// does not compile until it is placed here (or knowingly left out).
-    fn write_identity<W: Write>(&self, out: &mut W) -> io::Result<()> {
+    /// keys sorted, with tags and assignee as `labels` says. Every struct is
+    /// destructured in full, so a new field does not compile until it is
+    /// placed here (or knowingly left out).
+    fn write_identity<W: Write>(&self, out: &mut W, labels: Labels) -> io::Result<()> {
         let Envelope {
             schema_version,
             event_id,
@@ -354,8 +385,16 @@ impl Envelope {
                 trigger: _,
             } = richpanel;
             let mut r = Object::open(w)?;
-            r.field("assignee_id", assignee_id)?;
-            r.field("tags", tags)?;
+            match labels {
+                Labels::Blank => {
+                    r.field("assignee_id", &None::<String>)?;
+                    r.field("tags", &[] as &[String])?;
+                }
+                Labels::AsSent => {
+                    r.field("assignee_id", assignee_id)?;
+                    r.field("tags", tags)?;
+                }
+            }
             r.present("ticket_id", ticket_id)?;
             r.present("ticket_url", ticket_url)?;
             r.close()
@@ -369,6 +408,19 @@ impl Envelope {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// [`Envelope::to_json`], refused when it is larger than one queue
+    /// message may be ([`crate::MAX_ENCODED_BYTES`]).
+    pub fn encode(&self) -> Result<String, crate::NormalizeError> {
+        let json = self.to_json();
+        if json.len() > crate::MAX_ENCODED_BYTES {
+            return Err(crate::NormalizeError::EnvelopeTooLarge {
+                bytes: json.len(),
+                limit: crate::MAX_ENCODED_BYTES,
+            });
+        }
+        Ok(json)
+    }
+
     /// Pretty JSON (for operators).
     pub fn to_json_pretty(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
@@ -380,24 +432,27 @@ mod tests {
     use super::*;
 
     /// The hash's first definition: serde's output as a `Value`, minus the
-    /// fields outside the identity, keys sorted.
-    fn reference(env: &Envelope) -> String {
+    /// fields outside the identity, keys sorted (and, since tags and
+    /// assignee left the identity, those two blanked).
+    fn reference(env: &Envelope, labels: Labels) -> String {
         let mut value = serde_json::to_value(env).expect("serializes");
         let obj = value.as_object_mut().expect("an object");
         obj.remove("received_at");
         obj.remove("meta");
-        obj["richpanel"]
-            .as_object_mut()
-            .expect("an object")
-            .remove("trigger");
+        let rp = obj["richpanel"].as_object_mut().expect("an object");
+        rp.remove("trigger");
+        if let Labels::Blank = labels {
+            rp.insert("tags".into(), serde_json::json!([]));
+            rp.insert("assignee_id".into(), serde_json::Value::Null);
+        }
         let mut out = Vec::new();
         crate::canonical::write_value(&value, &mut out).expect("writes");
         String::from_utf8(out).expect("utf-8")
     }
 
-    fn direct(env: &Envelope) -> String {
+    fn direct(env: &Envelope, labels: Labels) -> String {
         let mut out = Vec::new();
-        env.write_identity(&mut out).expect("writes");
+        env.write_identity(&mut out, labels).expect("writes");
         String::from_utf8(out).expect("utf-8")
     }
 
@@ -480,7 +535,9 @@ mod tests {
     #[test]
     fn direct_canonical_form_matches_the_value_based_one() {
         for env in [sparse(), full()] {
-            assert_eq!(direct(&env), reference(&env));
+            for labels in [Labels::Blank, Labels::AsSent] {
+                assert_eq!(direct(&env, labels), reference(&env, labels));
+            }
         }
     }
 
@@ -491,9 +548,24 @@ mod tests {
         redelivered.received_at = DateTime::UNIX_EPOCH + chrono::Duration::days(1);
         redelivered.meta = Meta::default();
         redelivered.richpanel.trigger = some("other_rule");
+        redelivered.richpanel.tags.push("auto-replied".into());
+        redelivered.richpanel.assignee_id = some("u-8");
         assert_eq!(env.payload_hash(), redelivered.payload_hash());
         let mut edited = env.clone();
         edited.message.attachments[1].name = some("b.png");
         assert_ne!(env.payload_hash(), edited.payload_hash());
+    }
+
+    #[test]
+    fn legacy_hash_exists_only_where_the_definitions_differ() {
+        let bare = sparse();
+        assert_eq!(bare.legacy_payload_hash(), None);
+        let labelled = full();
+        let legacy = labelled.legacy_payload_hash().expect("tags and assignee");
+        assert_ne!(legacy, labelled.payload_hash());
+        let mut unlabelled = labelled.clone();
+        unlabelled.richpanel.tags.clear();
+        unlabelled.richpanel.assignee_id = None;
+        assert_eq!(unlabelled.payload_hash(), labelled.payload_hash());
     }
 }

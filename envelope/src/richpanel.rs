@@ -6,17 +6,35 @@
 //! whose text was not escaped; then a tolerant extractor that only needs the
 //! ticket id (the worker fetches the rest from the API).
 //!
-//! Event ids: `evt:rp:<ticket>:<message id>`; without a message id but with
-//! text, `evt:rp:<ticket>:<hash of normalized text + created_at bucket>`;
-//! a minimal body (no message id, no text) means "this ticket has news":
-//! `evt:rp:<ticket>:news:<received_at bucket start>`, so rules firing
-//! together collapse into one event.
+//! Event ids (ticket and message id parts bounded by [`bounded_id`]):
+//! - message id and text: `evt:rp:<ticket>:<message id>`;
+//! - text and `created_at` but no message id: `evt:rp:<ticket>:<hash of
+//!   normalized text + created_at bucket>` (a retry carries the same
+//!   `created_at`);
+//! - a minimal body (no message id, no text) means "this ticket has news":
+//!   `evt:rp:<ticket>:news:<received_at bucket start>`, so rules firing
+//!   together collapse into one event; the worker takes the messages it has
+//!   not seen from the ticket's own message list.
+//!
+//! Two bodies are made minimal on purpose, because the message they carry
+//! could not be told apart from the next one by its own data:
+//! - a message id without text (a body broken past repair, or a template
+//!   without the text): claiming the id with an empty text would record the
+//!   message empty and mark it seen, so it would never be fetched. The id
+//!   still names the event, `evt:rp:<ticket>:fetch:<message id>`, stable
+//!   across retries, and the message is left to the ticket fetch;
+//! - text with neither a message id nor `created_at`: the only time is the
+//!   delivery's, and a retry has another one (any bucket boundary can fall
+//!   between two deliveries), so the text is left out and the event is the
+//!   ticket's news. A retry across a boundary is at most another news event,
+//!   for which the worker finds nothing new.
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::config::NormalizeConfig;
 use crate::error::NormalizeError;
-use crate::ids::{ConversationId, EventId, short_hash};
+use crate::ids::{ConversationId, EventId, bounded_id, short_hash};
+use crate::limits::cap;
 use crate::model::{
     Channel, Customer, EmailInfo, Envelope, Message, Meta, Recovery, RichpanelInfo, SCHEMA_VERSION,
     SourceKind,
@@ -131,21 +149,30 @@ fn build(
     received_at: DateTime<Utc>,
     recovery: Option<Recovery>,
 ) -> Envelope {
-    let conv = f.ticket_id.clone();
-    let suffix = match (&f.message_id, &f.text) {
-        (Some(mid), _) => mid.clone(),
-        (None, Some(text)) => {
-            let at = f.created_at.unwrap_or(received_at);
-            let seed = format!(
-                "{}|{}",
-                normalize_ws(text),
-                bucket(at, cfg.time_bucket_secs)
-            );
-            short_hash(seed.as_bytes())
+    let conv = bounded_id(&f.ticket_id);
+    // Which message the body claims (see the module doc for the two cases
+    // left to the ticket fetch).
+    let news = || format!("news:{}", bucket(received_at, cfg.time_bucket_secs));
+    let (message_id, text, suffix) = match (f.message_id, f.text) {
+        (Some(mid), Some(text)) => {
+            let suffix = bounded_id(&mid);
+            (Some(mid), Some(text), suffix)
         }
-        (None, None) => format!("news:{}", bucket(received_at, cfg.time_bucket_secs)),
+        (Some(mid), None) => (None, None, format!("fetch:{}", bounded_id(&mid))),
+        (None, Some(text)) => match f.created_at {
+            Some(at) => {
+                let seed = format!(
+                    "{}|{}",
+                    normalize_ws(&text),
+                    bucket(at, cfg.time_bucket_secs)
+                );
+                (None, Some(text), short_hash(seed.as_bytes()))
+            }
+            None => (None, None, news()),
+        },
+        (None, None) => (None, None, news()),
     };
-    let cut = truncate(f.text.as_deref().unwrap_or(""), cfg.max_text_chars);
+    let cut = truncate(text.as_deref().unwrap_or(""), cfg.max_text_chars);
     Envelope {
         schema_version: SCHEMA_VERSION,
         event_id: EventId::new(format!("evt:rp:{conv}:{suffix}")),
@@ -162,7 +189,7 @@ fn build(
             id: f.customer_id,
         },
         message: Message {
-            id: f.message_id,
+            id: message_id,
             created_at: f.created_at,
             text: cut.text,
             truncated: cut.truncated,
@@ -170,7 +197,7 @@ fn build(
             attachments: Vec::new(),
         },
         richpanel: RichpanelInfo {
-            tags: f.tags,
+            tags: cap(f.tags),
             assignee_id: f.assignee_id,
             ticket_id: Some(f.ticket_id),
             ticket_url: f.ticket_url,

@@ -88,8 +88,12 @@ fn configured_aliases_are_used() {
     let cfg = NormalizeConfig::default()
         .with_alias("ticket_id", "conv.ref")
         .with_alias("message", "msg");
-    let env = normalize_richpanel(br#"{"conv":{"ref":"R-1"},"msg":"hi"}"#, &cfg, at(T0))
-        .expect("aliased");
+    let env = normalize_richpanel(
+        br#"{"conv":{"ref":"R-1"},"message_id":"m-1","msg":"hi"}"#,
+        &cfg,
+        at(T0),
+    )
+    .expect("aliased");
     assert_eq!(env.conversation_id.as_str(), "R-1");
     assert_eq!(env.message.text, "hi");
     // The default aliases include a nested ticket object.
@@ -151,7 +155,7 @@ fn long_text_is_truncated_and_recorded() {
         ..NormalizeConfig::default()
     };
     let env = normalize_richpanel(
-        r#"{"ticket_id":"T","message":"héllo wörld"}"#.as_bytes(),
+        r#"{"ticket_id":"T","message_id":"m-1","message":"héllo wörld"}"#.as_bytes(),
         &cfg,
         at(T0),
     )

@@ -3,6 +3,7 @@
 use chrono::Utc;
 use envelope::ses::SnsMessage;
 use envelope::{NormalizeConfig, NormalizeError};
+use http::StatusCode;
 
 use crate::error::Reject;
 use crate::flow::Prepared;
@@ -41,7 +42,8 @@ pub(crate) enum Normalized {
     Ignored,
 }
 
-/// Normalize, or 400 naming what is wrong.
+/// Normalize, or 400 naming what is wrong (413 for an envelope too large
+/// to queue).
 pub(crate) fn prepare(
     source: Source,
     body: &[u8],
@@ -49,38 +51,46 @@ pub(crate) fn prepare(
 ) -> Result<Normalized, Reject> {
     let normalized =
         envelope::normalize(source.envelope(), body, cfg, Utc::now()).map_err(bad_input)?;
-    Ok(prepared(source, normalized))
+    prepared(source, normalized)
 }
 
 /// Normalize a verified SNS message (the SES route): only its signed
 /// fields are read.
 pub(crate) fn prepare_sns(msg: SnsMessage, cfg: &NormalizeConfig) -> Result<Normalized, Reject> {
     let normalized = envelope::normalize_verified_sns(msg, cfg, Utc::now()).map_err(bad_input)?;
-    Ok(prepared(Source::Ses, normalized))
+    prepared(Source::Ses, normalized)
 }
 
-fn prepared(source: Source, normalized: envelope::Normalized) -> Normalized {
+fn prepared(source: Source, normalized: envelope::Normalized) -> Result<Normalized, Reject> {
     let env = match normalized {
         envelope::Normalized::Envelope(env) => env,
         // Confirmations are handled (after signature checks) by the SES
         // route before normalizing; anything else carries no event.
-        _ => return Normalized::Ignored,
+        _ => return Ok(Normalized::Ignored),
     };
-    Normalized::Event(Prepared {
+    // Over one queue message: 413 here, on every backend, rather than
+    // whatever the queue would answer.
+    let body = env.encode().map_err(bad_input)?;
+    Ok(Normalized::Event(Prepared {
         event_id: env.event_id.as_str().to_owned(),
         conversation_id: env.conversation_id.as_str().to_owned(),
         payload_hash: env.payload_hash(),
+        legacy_hash: env.legacy_payload_hash(),
         group_id: env.group_id(),
         dedup_id: env.dedup_id(),
-        body: env.to_json(),
+        body,
         source: source.name(),
-    })
+    }))
 }
 
 fn bad_input(e: NormalizeError) -> Reject {
     // The message names the field or format at fault; it never quotes the
     // body, so it is safe to return and to log.
-    Reject::bad_request(e.reason_code(), e.to_string())
+    let status = match e {
+        NormalizeError::EnvelopeTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    Reject::new(status, e.reason_code(), e.to_string())
 }
 
 /// An id as it may appear in a log line ([`envelope::redact::log_id`]).

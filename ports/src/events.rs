@@ -21,11 +21,22 @@ pub struct NewEvent {
 /// guard and an item per event, plus the projection).
 pub const MAX_EVENTS: usize = 25;
 
+/// Longest stream name and event id, in bytes: the AWS log keys them as
+/// `s#<stream>` and `e#<event id>` under DynamoDB's 2048-byte partition key.
+pub const MAX_LOG_KEY_BYTES: usize = crate::ledger::MAX_KEY_BYTES - 2;
+
 /// The checks every backend makes before an append touches storage: a
-/// stream name, 1..=[`MAX_EVENTS`] events, non-empty event ids, none twice.
+/// stream name, 1..=[`MAX_EVENTS`] events, non-empty event ids, none twice,
+/// names and ids within [`MAX_LOG_KEY_BYTES`].
 pub(crate) fn check_append(stream: &str, events: &[NewEvent]) -> Result<()> {
     if stream.is_empty() {
         return Err(PortError::Invalid("stream name is empty".into()));
+    }
+    if stream.len() > MAX_LOG_KEY_BYTES {
+        return Err(PortError::Invalid(format!(
+            "stream name of {} bytes is over the {MAX_LOG_KEY_BYTES}-byte limit",
+            stream.len()
+        )));
     }
     if events.is_empty() || events.len() > MAX_EVENTS {
         return Err(PortError::Invalid(format!(
@@ -36,6 +47,12 @@ pub(crate) fn check_append(stream: &str, events: &[NewEvent]) -> Result<()> {
     for (i, e) in events.iter().enumerate() {
         if e.event_id.is_empty() {
             return Err(PortError::Invalid("event id is empty".into()));
+        }
+        if e.event_id.len() > MAX_LOG_KEY_BYTES {
+            return Err(PortError::Invalid(format!(
+                "event id of {} bytes is over the {MAX_LOG_KEY_BYTES}-byte limit",
+                e.event_id.len()
+            )));
         }
         if events[..i].iter().any(|o| o.event_id == e.event_id) {
             return Err(PortError::Invalid(format!(

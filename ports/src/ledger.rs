@@ -12,7 +12,27 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::Result;
+use crate::{PortError, Result};
+
+/// Longest ledger key, in bytes: DynamoDB's partition key limit (the key is
+/// the event id). Both adapters refuse longer keys as
+/// [`PortError::Invalid`], so a key gets the same answer on either.
+pub const MAX_KEY_BYTES: usize = 2048;
+
+/// `Invalid` unless `key` is 1..=[`MAX_KEY_BYTES`] bytes (the message never
+/// quotes the key: event ids may carry customer data).
+pub(crate) fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(PortError::Invalid("ledger key is empty".into()));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(PortError::Invalid(format!(
+            "ledger key of {} bytes is over the {MAX_KEY_BYTES}-byte key limit",
+            key.len()
+        )));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerState {
@@ -67,6 +87,7 @@ pub enum CreateOutcome {
 #[async_trait]
 pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Conditionally create `key` as `InProgress` owned by `owner`.
+    /// `Invalid` for a key outside 1..=[`MAX_KEY_BYTES`] bytes.
     async fn try_create(
         &self,
         key: &str,

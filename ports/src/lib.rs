@@ -35,9 +35,13 @@ pub use backend::{
 };
 pub use blobs::{AllowedBuckets, BlobStore, ENV_RAW_MAIL_BUCKETS, parse_buckets};
 pub use error::{PortError, Result};
-pub use events::{EventStore, MAX_EVENTS, NewEvent, StoredEvent, StoredProjection};
+pub use events::{
+    EventStore, MAX_EVENTS, MAX_LOG_KEY_BYTES, NewEvent, StoredEvent, StoredProjection,
+};
 pub use flags::{AuditEntry, FlagSet, FlagStore, Flags, KillSwitch};
 pub use intake::{ComposedIntake, EnqueueOnce, EnqueueOutcome, Intake};
-pub use ledger::{CreateOutcome, Ledger, LedgerRecord, LedgerState};
-pub use queue::{DeadLetter, OutgoingMessage, Queue, QueueStats, ReceivedMessage, Redrive};
+pub use ledger::{CreateOutcome, Ledger, LedgerRecord, LedgerState, MAX_KEY_BYTES};
+pub use queue::{
+    DeadLetter, MAX_MESSAGE_BYTES, OutgoingMessage, Queue, QueueStats, ReceivedMessage, Redrive,
+};
 pub use secrets::{SecretSource, Secrets};

@@ -14,10 +14,31 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::Result;
+use crate::{PortError, Result};
 
 /// Message attribute carrying the reason a message was dead-lettered.
 pub const ATTR_DLQ_REASON: &str = "dlq_reason";
+
+/// Largest message, in bytes: SQS's limit, counting the body and each
+/// attribute's name, data type (`String`) and value. Both adapters refuse
+/// larger ones as [`PortError::Invalid`].
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+
+/// `Invalid` when `msg` is over [`MAX_MESSAGE_BYTES`] as SQS counts it.
+pub(crate) fn check_size(msg: &OutgoingMessage) -> Result<()> {
+    let attributes: usize = msg
+        .attributes
+        .iter()
+        .map(|(k, v)| k.len() + "String".len() + v.len())
+        .sum();
+    let size = msg.body.len() + attributes;
+    if size > MAX_MESSAGE_BYTES {
+        return Err(PortError::Invalid(format!(
+            "message of {size} bytes (body and attributes) is over the {MAX_MESSAGE_BYTES}-byte limit"
+        )));
+    }
+    Ok(())
+}
 
 /// A message to enqueue. Ids must already satisfy SQS limits (at most 128
 /// characters of `[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]`); the
@@ -84,7 +105,8 @@ pub struct QueueStats {
 #[async_trait]
 pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Durably enqueue; returns the message id. A duplicate dedup id within
-    /// the window returns Ok and enqueues nothing.
+    /// the window returns Ok and enqueues nothing. `Invalid` for a message
+    /// over [`MAX_MESSAGE_BYTES`] or ids outside SQS's limits.
     async fn send(&self, msg: OutgoingMessage) -> Result<String>;
     /// Most messages one [`Queue::receive`] may return: SQS's 10 unless a
     /// backend can hand out more per call.

@@ -97,6 +97,10 @@ aws_cases!(
     flags_invalid_rejected,
     secrets_cache_and_refresh,
     blobs_put_get_missing,
+    ledger_key_over_the_dynamodb_limit_is_invalid,
+    queue_message_over_the_sqs_limit_is_invalid,
+    intake_over_the_limits_is_invalid_and_claims_nothing,
+    events_keys_over_the_dynamodb_limit_are_invalid,
 );
 
 /// Shared cases replaced here by a variant, and why.

@@ -109,9 +109,12 @@ async fn duplicate_delivery_changes_nothing(kind: &str) {
 /// No message id: the projection cannot recognise the redelivery, so the
 /// worker's append finds the event id already in the log and resumes.
 async fn duplicate_without_message_id_changes_nothing(kind: &str) {
+    // With the sender's created_at (without it, a text-only body is left to
+    // the ticket fetch: envelope::normalize_richpanel).
     let body = serde_json::json!({
         "ticket_id": "T-dup",
         "message": "where is my order #1001?",
+        "created_at": "2025-12-21T09:59:00Z",
         "channel": "email",
     })
     .to_string();

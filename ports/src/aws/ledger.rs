@@ -87,9 +87,7 @@ impl Ledger for AwsLedger {
         in_progress_for: Duration,
         keep_for: Duration,
     ) -> Result<CreateOutcome> {
-        if key.is_empty() {
-            return Err(PortError::Invalid("ledger key is empty".into()));
-        }
+        crate::ledger::check_key(key)?;
         let mut expect: Option<LedgerRecord> = None;
         for _ in 0..MAX_ATTEMPTS {
             let now = now_millis();
@@ -174,6 +172,7 @@ impl Ledger for AwsLedger {
     }
 
     async fn get(&self, key: &str) -> Result<Option<LedgerRecord>> {
+        crate::ledger::check_key(key)?;
         let out = self
             .ddb
             .get_item()

@@ -256,6 +256,9 @@ impl Queue for AwsQueue {
                 )));
             }
         }
+        // Checked here too, so the answer does not depend on how a server
+        // words its refusal.
+        crate::queue::check_size(&msg)?;
         self.send_to(
             &self.url,
             &msg.group_id,

@@ -9,7 +9,7 @@ use super::db::{Db, dur_ms, now_ms};
 use super::ledger::try_create_in;
 use super::queue::{SqliteQueue, check_id, send_in};
 use super::queue_sql::{NewRow, attrs_to_json, insert_message};
-use crate::{CreateOutcome, EnqueueOnce, EnqueueOutcome, Intake, LedgerState, PortError, Result};
+use crate::{CreateOutcome, EnqueueOnce, EnqueueOutcome, Intake, LedgerState, Result};
 
 #[derive(Debug, Clone)]
 pub struct SqliteIntake {
@@ -26,9 +26,8 @@ impl SqliteIntake {
 #[async_trait]
 impl Intake for SqliteIntake {
     async fn enqueue_once(&self, req: EnqueueOnce) -> Result<EnqueueOutcome> {
-        if req.key.is_empty() {
-            return Err(PortError::Invalid("ledger key is empty".into()));
-        }
+        crate::ledger::check_key(&req.key)?;
+        crate::queue::check_size(&req.message)?;
         check_id("group id", &req.message.group_id)?;
         check_id("dedup id", &req.message.dedup_id)?;
         let attributes = attrs_to_json(&req.message.attributes)?;

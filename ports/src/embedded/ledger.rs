@@ -190,9 +190,7 @@ impl Ledger for SqliteLedger {
         in_progress_for: Duration,
         keep_for: Duration,
     ) -> Result<CreateOutcome> {
-        if key.is_empty() {
-            return Err(PortError::Invalid("ledger key is empty".into()));
-        }
+        crate::ledger::check_key(key)?;
         let (key, payload_hash, owner) =
             (key.to_owned(), payload_hash.to_owned(), owner.to_owned());
         self.db
@@ -232,6 +230,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn get(&self, key: &str) -> Result<Option<LedgerRecord>> {
+        crate::ledger::check_key(key)?;
         let key = key.to_owned();
         self.db.read(move |conn| load(conn, &key)).await
     }

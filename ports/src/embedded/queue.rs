@@ -155,6 +155,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn send(&self, msg: OutgoingMessage) -> Result<String> {
+        crate::queue::check_size(&msg)?;
         check_id("group id", &msg.group_id)?;
         check_id("dedup id", &msg.dedup_id)?;
         let attributes = attrs_to_json(&msg.attributes)?;

@@ -28,10 +28,12 @@ use std::time::Duration;
 use ports::{Backend, OutgoingMessage, ReceivedMessage};
 
 mod events;
+mod limits;
 mod misc;
 mod queue;
 
 pub use events::*;
+pub use limits::*;
 pub use misc::*;
 pub use queue::*;
 
@@ -121,6 +123,10 @@ macro_rules! conformance_suite {
             flags_invalid_rejected,
             secrets_cache_and_refresh,
             blobs_put_get_missing,
+            ledger_key_over_the_dynamodb_limit_is_invalid,
+            queue_message_over_the_sqs_limit_is_invalid,
+            intake_over_the_limits_is_invalid_and_claims_nothing,
+            events_keys_over_the_dynamodb_limit_are_invalid,
         );
     };
 }
