@@ -235,20 +235,7 @@ async fn run_in(args: &ChaosArgs, work: &Path) -> anyhow::Result<bool> {
     drop(backend);
 
     let ok = drained && counts.violations() == 0;
-    for f in findings.iter().take(25) {
-        eprintln!(
-            "chaos: {}: {}{}",
-            f.what,
-            f.ticket
-                .as_deref()
-                .map(|t| format!("ticket {t}: "))
-                .unwrap_or_default(),
-            f.detail
-        );
-    }
-    if findings.len() > 25 {
-        eprintln!("chaos: ... and {} more", findings.len() - 25);
-    }
+    print_findings(&findings);
     if !drained {
         eprintln!("chaos: the queue did not drain within {drain_limit:?}");
     }
@@ -265,6 +252,30 @@ async fn run_in(args: &ChaosArgs, work: &Path) -> anyhow::Result<bool> {
         )
     );
     Ok(ok)
+}
+
+/// The first few findings of each kind (a rare kind is not drowned by a
+/// common one), then how many more there were.
+fn print_findings(findings: &[verify::Finding]) {
+    const PER_KIND: usize = 5;
+    let mut by_kind: std::collections::BTreeMap<&str, Vec<&verify::Finding>> =
+        std::collections::BTreeMap::new();
+    for f in findings {
+        by_kind.entry(f.what).or_default().push(f);
+    }
+    for (what, all) in by_kind {
+        for f in all.iter().take(PER_KIND) {
+            let ticket = f
+                .ticket
+                .as_deref()
+                .map(|t| format!("ticket {t}: "))
+                .unwrap_or_default();
+            eprintln!("chaos: {what}: {ticket}{}", f.detail);
+        }
+        if all.len() > PER_KIND {
+            eprintln!("chaos: {what}: ... and {} more", all.len() - PER_KIND);
+        }
+    }
 }
 
 /// serve's environment: Richpanel live against the fake (no shadow: it
