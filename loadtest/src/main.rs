@@ -4,11 +4,15 @@
 //! ```text
 //! loadtest run --spawn-serve --scenario loadtest/scenarios/smoke.toml --report out.json --html out.html
 //! loadtest run --target http://127.0.0.1:8080 --token T --data-dir data --rate 500 --duration 30s
+//! loadtest chaos --backend aws --kills 50
 //! ```
+//! `chaos` SIGKILLs a spawned serve again and again under traffic and
+//! checks what survived (see `chaos/mod.rs`).
 //! Exit status: 0 = invariants green, 1 = an invariant was violated,
 //! 2 = the run itself failed (bad arguments, target unreachable, ...).
 #![forbid(unsafe_code)]
 
+mod chaos;
 mod checker;
 mod faults;
 mod html;
@@ -40,6 +44,9 @@ struct Cli {
 enum Command {
     /// Send a scenario's traffic, drain the queue, check the invariants, report.
     Run(RunArgs),
+    /// SIGKILL serve at random moments under traffic, restart it, check
+    /// that nothing was lost, duplicated, reordered or sent twice.
+    Chaos(chaos::ChaosArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,14 +156,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
-        Command::Run(args) => match rt.block_on(run::run(args)) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::from(1),
-            Err(e) => {
-                eprintln!("loadtest: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+    let outcome = match cli.command {
+        Command::Run(args) => rt.block_on(run::run(args)),
+        Command::Chaos(args) => rt.block_on(chaos::run(args)),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }

@@ -1,44 +1,11 @@
 //! CI-sized runs of the harness against a spawned `switchyard serve`: a
 //! healthy one must pass every invariant, and one whose worker drops every
 //! 100th message must be caught by the checker.
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-/// `target/<profile>/switchyard`. `cargo test --workspace --all-targets`
-/// (what CI runs) compiles every target, this one included, before any test
-/// runs. `cargo test -p loadtest` alone does not: then it is built here, in
-/// a separate target dir so this never waits on the lock of the running
-/// `cargo test`.
-fn switchyard() -> PathBuf {
-    let loadtest = PathBuf::from(env!("CARGO_BIN_EXE_loadtest"));
-    let dir = loadtest.parent().expect("binary dir");
-    let bin = dir.join("switchyard");
-    if bin.is_file() {
-        return bin;
-    }
-    let own = dir.join("loadtest-serve-build");
-    let release = dir.file_name().is_some_and(|n| n == "release");
-    let built = own
-        .join(if release { "release" } else { "debug" })
-        .join("switchyard");
-    if !built.is_file() {
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "ops", "--bin", "switchyard", "--target-dir"])
-            .arg(&own);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build -p ops");
-        assert!(status.success(), "cargo build -p ops failed");
-    }
-    assert!(
-        built.is_file(),
-        "no switchyard binary at {}",
-        built.display()
-    );
-    built
-}
 
 fn run(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> (Output, serde_json::Value) {
     let report = out_dir.join("report.json");
@@ -47,7 +14,7 @@ fn run(args: &[&str], env: &[(&str, &str)], out_dir: &Path) -> (Output, serde_js
     cmd.arg("run")
         .arg("--spawn-serve")
         .arg("--serve-bin")
-        .arg(switchyard())
+        .arg(common::switchyard())
         .arg("--quiet")
         .args(["--drain-timeout", "30s"])
         .arg("--report")

@@ -11,6 +11,14 @@
 //! `GET /_fake/requests`, `GET|POST /_fake/config` (POST a [`FakeConfig`];
 //! missing fields take their defaults), `POST /_fake/reset`.
 //!
+//! Slow writes: with [`FakeConfig::write_latency`] a write is applied as
+//! it arrives and answered only after a random delay, so a client that
+//! dies or gives up while waiting leaves an effect behind it never learned
+//! of; [`FakeConfig::late_answer_rate`] answers some writes after
+//! [`FakeConfig::late_answer_ms`] (set it past the client's timeout) for
+//! the same ambiguous outcome without a crash. [`FakeHandle::in_flight`]
+//! lists the requests still being answered.
+//!
 //! Tickets: any id returns a deterministic ticket with two customer
 //! messages; tags, status, assignee and comments written with `PUT` are
 //! remembered and returned by later reads.
@@ -49,6 +57,23 @@ fn default_outage_status() -> u16 {
     503
 }
 
+/// A uniformly random delay, `min_ms..=max_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencyRange {
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+impl LatencyRange {
+    /// One draw (an inverted range gives `min_ms`).
+    pub fn sample(&self) -> u64 {
+        if self.max_ms <= self.min_ms {
+            return self.min_ms;
+        }
+        rand::random_range(self.min_ms..=self.max_ms)
+    }
+}
+
 /// Faults and quota. Change at run time with [`FakeHandle::set_config`] or
 /// `POST /_fake/config`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +89,14 @@ pub struct FakeConfig {
     pub force_status: Option<u16>,
     /// Richpanel's quota on `/v1/tickets*` and `/v1/order*`; `None` = none.
     pub richpanel_quota: Option<FakeQuota>,
+    /// Writes only (see [`LoggedRequest::is_write`]): applied on arrival,
+    /// then answered after a random delay in this range (after
+    /// `latency_ms`). `None`: writes are answered like reads.
+    pub write_latency: Option<LatencyRange>,
+    /// Share (0–1) of writes applied on arrival and answered only after
+    /// `late_answer_ms`: past the client's timeout, an ambiguous outcome.
+    pub late_answer_rate: f64,
+    pub late_answer_ms: u64,
 }
 
 impl Default for FakeConfig {
@@ -77,6 +110,9 @@ impl Default for FakeConfig {
                 limit: 50,
                 window_ms: 30_000,
             }),
+            write_latency: None,
+            late_answer_rate: 0.0,
+            late_answer_ms: 0,
         }
     }
 }
@@ -150,6 +186,16 @@ impl FakeHandle {
             .collect()
     }
 
+    /// Requests arrived and not yet answered (nor given up by their
+    /// client), oldest first.
+    pub fn in_flight(&self) -> Vec<LoggedRequest> {
+        let s = self.lock();
+        s.in_flight
+            .iter()
+            .filter_map(|i| s.log.get(*i).cloned())
+            .collect()
+    }
+
     /// The fake's clock: milliseconds since start (or reset), the time base
     /// of [`LoggedRequest::at_ms`].
     pub fn elapsed_ms(&self) -> f64 {
@@ -189,5 +235,62 @@ impl Drop for FakeHandle {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A slow write is in place before its answer, and a client that gives
+    /// up waiting leaves it applied and no longer in flight.
+    #[tokio::test]
+    async fn slow_writes_are_applied_before_they_are_answered() {
+        let fake = FakeServer::start(FakeConfig {
+            richpanel_quota: None,
+            write_latency: Some(LatencyRange {
+                min_ms: 2_000,
+                max_ms: 2_000,
+            }),
+            ..FakeConfig::default()
+        })
+        .await
+        .expect("fake starts");
+        let client = reqwest::Client::new();
+        let url = format!("{}/v1/tickets/T1", fake.base_url());
+        let put = client
+            .put(&url)
+            .json(&serde_json::json!({"ticket": {"comment": {"body": "hello", "public": true}}}))
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await;
+        assert!(
+            put.is_err_and(|e| e.is_timeout()),
+            "the answer must be late"
+        );
+        let ticket: serde_json::Value = client
+            .get(&url)
+            .send()
+            .await
+            .expect("read answers")
+            .json()
+            .await
+            .expect("json");
+        let bodies: Vec<&str> = ticket["ticket"]["comments"]
+            .as_array()
+            .expect("comments")
+            .iter()
+            .filter_map(|c| c["plain_body"].as_str())
+            .collect();
+        assert!(bodies.contains(&"hello"), "{bodies:?}");
+        // The read itself is answered at once; the abandoned write is gone.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !fake.in_flight().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(fake.in_flight().is_empty(), "{:?}", fake.in_flight());
+        let log = fake.requests();
+        assert_eq!(log[0].status, 0, "never answered: the client left");
     }
 }

@@ -36,7 +36,8 @@ pub fn router(state: Shared) -> Router {
     downstreams.merge(control).with_state(state)
 }
 
-/// Log every request; apply latency, faults and the Richpanel quota.
+/// Log every request; apply latency, faults and the Richpanel quota; make
+/// writes slow (applied first, answered late) when configured.
 async fn faults(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 4 << 20).await else {
@@ -47,7 +48,7 @@ async fn faults(State(state): State<Shared>, req: Request, next: Next) -> Respon
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_owned(), |p| p.to_string());
     let arrived = tokio::time::Instant::now();
-    let (index, latency) = {
+    let (index, latency, answer_after) = {
         let mut s = lock(&state);
         let entry = LoggedRequest {
             method: parts.method.to_string(),
@@ -62,8 +63,16 @@ async fn faults(State(state): State<Shared>, req: Request, next: Next) -> Respon
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         };
+        let answer_after = entry.is_write().then(|| write_delay(&s.cfg)).flatten();
         s.log.push(entry);
-        (s.log.len() - 1, s.cfg.latency_ms)
+        let index = s.log.len() - 1;
+        s.in_flight.insert(index);
+        (index, s.cfg.latency_ms, answer_after)
+    };
+    // Dropped when the answer is sent or the client goes away.
+    let _answering = Answering {
+        state: state.clone(),
+        index,
     };
     let is_richpanel = path.starts_with("/v1/tickets") || path.starts_with("/v1/order");
     // The quota counts a request when it arrives, as the real one would.
@@ -114,6 +123,10 @@ async fn faults(State(state): State<Shared>, req: Request, next: Next) -> Respon
                 r.headers_mut()
                     .insert("x-ratelimit-remaining", HeaderValue::from(remaining));
             }
+            // A slow write: its effect is in place, the answer is not.
+            if let Some(ms) = answer_after {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
             r
         }
     };
@@ -124,6 +137,28 @@ async fn faults(State(state): State<Shared>, req: Request, next: Next) -> Respon
         }
     }
     response
+}
+
+/// How long a write's answer waits after the write was applied, if at all.
+fn write_delay(cfg: &FakeConfig) -> Option<u64> {
+    if cfg.late_answer_rate > 0.0 && rand::random::<f64>() < cfg.late_answer_rate {
+        return Some(cfg.late_answer_ms);
+    }
+    cfg.write_latency.map(|r| r.sample())
+}
+
+/// Marks one logged request as no longer being answered when dropped:
+/// after its answer, or when its client disconnected mid-way (the server
+/// then drops the handler's future).
+struct Answering {
+    state: Shared,
+    index: usize,
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        lock(&self.state).in_flight.remove(&self.index);
+    }
 }
 
 fn ticket_json(id: &str, t: &TicketState) -> Value {

@@ -44,6 +44,8 @@ pub struct FakeState {
     pub started: Instant,
     pub log: Vec<LoggedRequest>,
     pub tickets: HashMap<String, TicketState>,
+    /// Log indices of the requests still being answered.
+    pub in_flight: BTreeSet<usize>,
     quota_hits: VecDeque<Instant>,
 }
 
@@ -60,6 +62,7 @@ impl FakeState {
             started: Instant::now(),
             log: Vec::new(),
             tickets: HashMap::new(),
+            in_flight: BTreeSet::new(),
             quota_hits: VecDeque::new(),
         }
     }
@@ -68,6 +71,7 @@ impl FakeState {
         self.started = Instant::now();
         self.log.clear();
         self.tickets.clear();
+        self.in_flight.clear();
         self.quota_hits.clear();
     }
 

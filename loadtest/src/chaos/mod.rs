@@ -1,0 +1,372 @@
+//! `loadtest chaos`: SIGKILL `switchyard serve` at random moments while
+//! realistic traffic flows and Richpanel is live (slow writes), restart it
+//! on the same state, then prove from the harness's own reads that nothing
+//! was lost, duplicated, reordered or sent to a customer twice.
+//!
+//! # Layout
+//! - `serve.rs` — start (on a fixed port after the first), SIGKILL, stop;
+//!   `switchyard init` for the AWS backend.
+//! - `senders.rs` — one sequential sender per conversation: retries the
+//!   same body until acknowledged, re-sends acknowledged ones (duplicates).
+//! - `killer.rs` — the kill schedule: anywhere, inside a reply write,
+//!   inside an ack.
+//! - `verify.rs` — the checks on the log, the fake's request log and the DLQ.
+//!
+//! One summary line on stdout (details of violations on stderr); exit 0 =
+//! every check held, 1 = a violation, 2 = the run itself failed.
+mod killer;
+mod senders;
+mod serve;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use downstream::fake::{FakeConfig, FakeServer, LatencyRange};
+use ports::Backend;
+use tokio::time::Instant;
+
+use crate::scenario::parse_duration;
+use killer::{Aim, Kill, Schedule};
+use senders::{Progress, Traffic};
+use serve::{ServeSpec, Store};
+use verify::Counts;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  loadtest chaos --backend embedded --kills 50
+  . .local-aws/env && loadtest chaos --backend aws --kills 50 --kill-min 300ms --kill-max 5s")]
+pub struct ChaosArgs {
+    /// Backend serve runs on.
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "aws"])]
+    pub backend: String,
+    /// AWS: name prefix of the queues and tables (default: a fresh
+    /// `chaos-<run id>`, provisioned with `switchyard init`).
+    #[arg(long)]
+    pub aws_prefix: Option<String>,
+    /// Embedded: the data dir (default: a fresh one in the work dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Where serve's logs go (default: a temp dir, kept when a check fails).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// The `switchyard` binary (default: next to this one, else PATH).
+    #[arg(long)]
+    pub serve_bin: Option<PathBuf>,
+    /// Extra environment for serve, KEY=VALUE (repeatable; applied last).
+    #[arg(long = "serve-env", value_name = "KEY=VALUE")]
+    pub serve_env: Vec<String>,
+    /// SIGKILLs before the queue is left to drain.
+    #[arg(long, default_value_t = 10)]
+    pub kills: usize,
+    /// Shortest pause between a restart and the next kill.
+    #[arg(long, default_value = "300ms")]
+    pub kill_min: String,
+    /// Longest pause between a restart and the next kill.
+    #[arg(long, default_value = "5s")]
+    pub kill_max: String,
+    /// Concurrent conversations (one sequential sender each).
+    #[arg(long, default_value_t = 20)]
+    pub conversations: usize,
+    /// Messages per ticket; each sender moves on to a new ticket after them.
+    #[arg(long, default_value_t = 5)]
+    pub messages: usize,
+    /// Chance, after each acknowledged message, of re-sending an
+    /// acknowledged body of the same ticket.
+    #[arg(long, default_value_t = 0.15)]
+    pub duplicate_rate: f64,
+    /// Richpanel writes are applied on arrival and answered after a random
+    /// delay: its lower bound (ms).
+    #[arg(long, default_value_t = 50)]
+    pub write_latency_min_ms: u64,
+    /// Upper bound (ms) of that delay.
+    #[arg(long, default_value_t = 400)]
+    pub write_latency_max_ms: u64,
+    /// Share of Richpanel writes answered only after --late-answer-ms
+    /// (past the client's timeout): applied, outcome unknown to serve.
+    #[arg(long, default_value_t = 0.03)]
+    pub late_answer_rate: f64,
+    #[arg(long, default_value_t = 3_000)]
+    pub late_answer_ms: u64,
+    /// serve's Richpanel client timeout (SWITCHYARD_RICHPANEL_TIMEOUT_MS).
+    #[arg(long, default_value_t = 2_000)]
+    pub richpanel_timeout_ms: u64,
+    /// Longest wait for one message to be acknowledged.
+    #[arg(long, default_value = "120s")]
+    pub ack_deadline: String,
+    /// Longest wait for the queue to drain after the last kill.
+    #[arg(long, default_value = "180s")]
+    pub drain_timeout: String,
+    /// Seed of the traffic and the kill schedule (default: random, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No line per kill.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Returns Ok(true) when every check held. The work dir (serve's logs,
+/// the embedded data) is kept when it did not, or the run failed.
+pub async fn run(args: ChaosArgs) -> anyhow::Result<bool> {
+    let temp = match &args.work_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            None
+        }
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("chaos-")
+                .tempdir()
+                .context("temp work dir")?,
+        ),
+    };
+    let work = match (&args.work_dir, &temp) {
+        (Some(d), _) => d.clone(),
+        (None, Some(t)) => t.path().to_owned(),
+        (None, None) => bail!("no work dir"),
+    };
+    let result = run_in(&args, &work).await;
+    if !matches!(result, Ok(true)) {
+        eprintln!("chaos: {}", serve::logs_hint(&work));
+        let _ = temp.map(tempfile::TempDir::keep);
+    }
+    result
+}
+
+async fn run_in(args: &ChaosArgs, work: &Path) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let seed = args.seed.unwrap_or_else(rand::random);
+    // Fresh ids even for a repeated seed: an AWS prefix and its tickets
+    // must not meet an earlier run's.
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let (min_pause, max_pause) = (
+        parse_duration(&args.kill_min)?,
+        parse_duration(&args.kill_max)?,
+    );
+    if max_pause < min_pause {
+        bail!("--kill-max is shorter than --kill-min");
+    }
+    if args.conversations == 0 || args.messages == 0 {
+        bail!("--conversations and --messages must be at least 1");
+    }
+    let store = match args.backend.as_str() {
+        "aws" => Store::Aws(
+            args.aws_prefix
+                .clone()
+                .unwrap_or_else(|| format!("chaos-{run_id}")),
+        ),
+        _ => Store::Embedded(args.data_dir.clone().unwrap_or_else(|| work.join("data"))),
+    };
+
+    let fake = FakeServer::start(FakeConfig {
+        richpanel_quota: None,
+        write_latency: Some(LatencyRange {
+            min_ms: args.write_latency_min_ms,
+            max_ms: args.write_latency_max_ms,
+        }),
+        late_answer_rate: args.late_answer_rate,
+        late_answer_ms: args.late_answer_ms,
+        ..FakeConfig::default()
+    })
+    .await
+    .context("starting the fake downstreams")?;
+    let token = format!("chaos-{run_id}-{:016x}", rand::random::<u64>());
+    let spec = ServeSpec {
+        bin: crate::target::serve_bin(args.serve_bin.as_deref()),
+        store: store.clone(),
+        env: serve_env(args, &fake.base_url(), &token)?,
+        logs: work.to_owned(),
+    };
+    eprintln!(
+        "chaos: backend={} seed={seed} run={run_id} kills={} conversations={} work dir {}",
+        store.name(),
+        args.kills,
+        args.conversations,
+        work.display()
+    );
+    spec.init().await?;
+    let first = spec.start(0, 0).await?;
+
+    // Traffic and kills.
+    let progress = Arc::new(Progress::default());
+    let traffic = tokio::spawn(senders::run(
+        Traffic {
+            base: first.base.clone(),
+            token,
+            run_id: run_id.clone(),
+            senders: args.conversations,
+            messages: args.messages,
+            duplicate_rate: args.duplicate_rate,
+            ack_deadline: parse_duration(&args.ack_deadline)?,
+            seed,
+        },
+        progress.clone(),
+    ));
+    let schedule = Schedule {
+        kills: args.kills,
+        min_pause,
+        max_pause,
+        seed,
+        quiet: args.quiet,
+    };
+    let (serve, kills) = killer::run(&schedule, &spec, first, &fake, progress).await;
+    let serve = match serve {
+        Ok(s) => s,
+        Err(e) => {
+            traffic.abort();
+            return Err(e);
+        }
+    };
+    let tickets = traffic.await.context("the senders")??;
+    let sent_for = started.elapsed();
+
+    // Drain, then check with our own reads.
+    let backend = Backend::open(&store.backend_config())
+        .await
+        .context("opening the backend serve uses")?;
+    let drain_limit = parse_duration(&args.drain_timeout)?;
+    let drained = crate::checker::drain(&backend, drain_limit).await;
+    serve.stop(Duration::from_secs(30)).await;
+    let rules = worker::rules::Rules::default_rules()?;
+    let (counts, findings) = verify::check(&backend, &tickets, &fake.requests(), &rules).await?;
+    drop(backend);
+
+    let ok = drained && counts.violations() == 0;
+    print_findings(&findings);
+    if !drained {
+        eprintln!("chaos: the queue did not drain within {drain_limit:?}");
+    }
+    eprintln!("chaos: {}", aims(&kills));
+    println!(
+        "{}",
+        summary(
+            store.name(),
+            kills.len(),
+            &counts,
+            drained,
+            sent_for,
+            started.elapsed()
+        )
+    );
+    Ok(ok)
+}
+
+/// The first few findings of each kind (a rare kind is not drowned by a
+/// common one), then how many more there were.
+fn print_findings(findings: &[verify::Finding]) {
+    const PER_KIND: usize = 5;
+    let mut by_kind: std::collections::BTreeMap<&str, Vec<&verify::Finding>> =
+        std::collections::BTreeMap::new();
+    for f in findings {
+        by_kind.entry(f.what).or_default().push(f);
+    }
+    for (what, all) in by_kind {
+        for f in all.iter().take(PER_KIND) {
+            let ticket = f
+                .ticket
+                .as_deref()
+                .map(|t| format!("ticket {t}: "))
+                .unwrap_or_default();
+            eprintln!("chaos: {what}: {ticket}{}", f.detail);
+        }
+        if all.len() > PER_KIND {
+            eprintln!("chaos: {what}: ... and {} more", all.len() - PER_KIND);
+        }
+    }
+}
+
+/// serve's environment: Richpanel live against the fake (no shadow: it
+/// has a key), no model classifier (the rules decide), the harness's token.
+fn serve_env(args: &ChaosArgs, fake: &str, token: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut env: Vec<(String, String)> = [
+        ("SWITCHYARD_WEBHOOK_TOKEN", token.to_owned()),
+        ("SWITCHYARD_RICHPANEL_BASE_URL", fake.to_owned()),
+        ("SWITCHYARD_RICHPANEL_API_KEY", "chaos-key".to_owned()),
+        (
+            "SWITCHYARD_RICHPANEL_TIMEOUT_MS",
+            args.richpanel_timeout_ms.to_string(),
+        ),
+        // Kills, not the 50/30 s quota, are under test here.
+        ("SWITCHYARD_RICHPANEL_QUOTA_REQUESTS", "1000000".to_owned()),
+        ("SWITCHYARD_RICHPANEL_QUOTA_PERIOD_MS", "1000".to_owned()),
+        ("SWITCHYARD_RICHPANEL_QUOTA_BURST", "1000000".to_owned()),
+        ("SWITCHYARD_OPENAI_BASE_URL", format!("{fake}/v1")),
+        ("SWITCHYARD_SHOPIFY_BASE_URL", fake.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for kv in &args.serve_env {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--serve-env {kv:?}: expected KEY=VALUE"))?;
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(env)
+}
+
+/// How the kills were aimed and how many found their moment.
+fn aims(kills: &[Kill]) -> String {
+    let count = |aim: Aim| {
+        let of: Vec<&Kill> = kills.iter().filter(|k| k.aim == aim).collect();
+        (of.len(), of.iter().filter(|k| k.hit).count())
+    };
+    let (any, _) = count(Aim::Anywhere);
+    let (reply, reply_hit) = count(Aim::InReply);
+    let (ack, ack_hit) = count(Aim::InAck);
+    let slowest = kills
+        .iter()
+        .map(|k| k.restart)
+        .max()
+        .unwrap_or_default()
+        .as_secs_f64();
+    format!(
+        "kills: {any} anywhere, {reply_hit}/{reply} inside a reply write, {ack_hit}/{ack} inside an ack; slowest restart {slowest:.1} s"
+    )
+}
+
+/// The one summary line.
+fn summary(
+    backend: &str,
+    kills: usize,
+    c: &Counts,
+    drained: bool,
+    sent_for: Duration,
+    total: Duration,
+) -> String {
+    let verdict = if drained && c.violations() == 0 {
+        "ok"
+    } else {
+        "FAIL"
+    };
+    format!(
+        "chaos: backend={backend} kills={kills} acked={} lost={} duplicated={} out_of_order={} \
+         double_replies={} over_limit_templates={} missing_outcomes={} dlq={} dlq_without_reason={} \
+         dup_reaccepted={} rejected={} unacked={} unrecorded_writes={} corrupt_streams={} drained={} \
+         (redelivered={} duplicates_sent={} replies={} handed_to_human={} traffic {:.0} s, total {:.0} s) -> {verdict}",
+        c.acked,
+        c.lost,
+        c.duplicated,
+        c.out_of_order,
+        c.double_replies,
+        c.over_limit_templates,
+        c.missing_outcomes,
+        c.dlq,
+        c.dlq_without_reason,
+        c.dup_reaccepted,
+        c.rejected,
+        c.unacked,
+        c.unrecorded_writes,
+        c.corrupt_streams,
+        if drained { "yes" } else { "no" },
+        c.redelivered,
+        c.duplicates_sent,
+        c.replies,
+        c.handed_to_human,
+        sent_for.as_secs_f64(),
+        total.as_secs_f64(),
+    )
+}

@@ -1,0 +1,132 @@
+//! CI-sized chaos runs: `serve` SIGKILLed at least 10 times under traffic,
+//! on each backend, must lose, duplicate, reorder and double-send nothing.
+//! And the checks must see a worker that drops messages.
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Every counter of the summary line that must be zero.
+const VIOLATIONS: &[&str] = &[
+    "lost",
+    "duplicated",
+    "out_of_order",
+    "double_replies",
+    "over_limit_templates",
+    "missing_outcomes",
+    "dlq_without_reason",
+    "dup_reaccepted",
+    "rejected",
+    "unacked",
+    "unrecorded_writes",
+    "corrupt_streams",
+];
+
+/// `loadtest chaos` with `args`; its output and the summary line's
+/// `key=value` pairs.
+fn chaos(args: &[&str]) -> (Output, BTreeMap<String, String>) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .arg("chaos")
+        .arg("--serve-bin")
+        .arg(common::switchyard())
+        .arg("--work-dir")
+        .arg(work.path())
+        .args(["--drain-timeout", "90s", "--ack-deadline", "90s"])
+        .args(args)
+        .output()
+        .expect("running loadtest chaos");
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("{stderr}{stdout}(took {took:.0?})");
+    assert!(
+        took < Duration::from_secs(300),
+        "the run took {took:?}\n{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("chaos: "))
+        .unwrap_or_else(|| panic!("no summary line (exit {:?})\n{stderr}", out.status));
+    let fields = line
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.trim_start_matches('(').to_owned(), v.to_owned()))
+        .collect();
+    if out.status.success() {
+        // Nothing to look at afterwards.
+        drop(work);
+    } else {
+        eprintln!("serve logs kept in {}", work.keep().display());
+    }
+    (out, fields)
+}
+
+fn num(fields: &BTreeMap<String, String>, key: &str) -> u64 {
+    fields
+        .get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in the summary: {fields:?}"))
+}
+
+/// Every counter of a violation zero, after at least 10 kills under real
+/// traffic (acks, redeliveries, duplicates, replies).
+fn assert_survived(backend: &str, out: &Output, fields: &BTreeMap<String, String>) {
+    assert_eq!(fields.get("backend").map(String::as_str), Some(backend));
+    let broken: Vec<String> = VIOLATIONS
+        .iter()
+        .filter(|k| num(fields, k) > 0)
+        .map(|k| format!("{k}={}", num(fields, k)))
+        .collect();
+    assert!(
+        broken.is_empty() && fields.get("drained").map(String::as_str) == Some("yes"),
+        "violations after SIGKILLs on {backend}: {} drained={:?}",
+        broken.join(" "),
+        fields.get("drained")
+    );
+    assert!(out.status.success(), "exit {:?}", out.status);
+    assert!(num(fields, "kills") >= 10, "{fields:?}");
+    assert!(num(fields, "acked") >= 100, "{fields:?}");
+    assert!(num(fields, "redelivered") > 0, "{fields:?}");
+    assert!(num(fields, "duplicates_sent") > 0, "{fields:?}");
+    assert!(num(fields, "replies") > 0, "{fields:?}");
+}
+
+#[test]
+fn embedded_survives_sigkills() {
+    let (out, fields) = chaos(&["--backend", "embedded", "--kills", "10", "--quiet"]);
+    assert_survived("embedded", &out, &fields);
+}
+
+#[test]
+fn aws_survives_sigkills() {
+    if !std::env::var("SWITCHYARD_AWS_TESTS").is_ok_and(|v| v == "1") {
+        eprintln!("skipped: SWITCHYARD_AWS_TESTS not set (run scripts/test)");
+        return;
+    }
+    let (out, fields) = chaos(&["--backend", "aws", "--kills", "10", "--quiet"]);
+    assert_survived("aws", &out, &fields);
+}
+
+/// The checks are not blind: a worker that acknowledges every 20th
+/// message without processing it is reported lost and fails the run.
+#[test]
+fn chaos_checks_catch_a_worker_that_drops_messages() {
+    let (out, fields) = chaos(&[
+        "--backend",
+        "embedded",
+        "--kills",
+        "0",
+        "--serve-env",
+        "SWITCHYARD_FAULT_DROP_EVERY=20",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{fields:?}");
+    assert!(num(&fields, "lost") >= 3, "{fields:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not in the stream"),
+        "the lost messages are named"
+    );
+}
