@@ -160,6 +160,13 @@ async fn run_in(args: &ChaosArgs, work: &Path) -> anyhow::Result<bool> {
         ),
         _ => Store::Embedded(args.data_dir.clone().unwrap_or_else(|| work.join("data"))),
     };
+    if let (Store::Embedded(dir), None) = (&store, &args.data_dir) {
+        // The harness's own data dir: the only kind where serve accepts the
+        // message-dropping fault of the checks' self-test.
+        std::fs::create_dir_all(dir).context("creating the data dir")?;
+        std::fs::write(dir.join(worker::TEST_TARGET_MARKER), b"loadtest chaos\n")
+            .context("marking the data dir as a test target")?;
+    }
 
     let fake = FakeServer::start(FakeConfig {
         richpanel_quota: None,
