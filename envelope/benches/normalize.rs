@@ -1,12 +1,12 @@
 //! Normalize throughput: a rich Richpanel JSON body, a ~10 KB email and a
-//! ~1 MB email from the shared corpus. Run: `cargo bench -p envelope`.
+//! ~1 MB email from the vendored corpus (testdata/corpus). Run: `cargo bench -p envelope`.
 use std::hint::black_box;
 
 use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use envelope::{NormalizeConfig, Source, normalize};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/eml/");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/corpus/eml/");
 
 fn read(path: &str) -> Vec<u8> {
     std::fs::read(format!("{CORPUS}{path}")).unwrap_or_else(|e| panic!("read {path}: {e}"))

@@ -1,4 +1,4 @@
-//! Every file in the shared corpus (`eml/**`, `ses/*`) normalizes or fails
+//! Every file in the vendored corpus (testdata/corpus) (`eml/**`, `ses/*`) normalizes or fails
 //! with a typed error (a panic fails the test), and a representative subset
 //! matches the committed golden outputs in `tests/golden/`.
 //! `UPDATE_GOLDEN=1 cargo test -p envelope --test corpus` rewrites them.
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use envelope::{NormalizeConfig, Source, normalize};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/corpus");
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden");
 
 fn received_at() -> DateTime<Utc> {

@@ -6,7 +6,7 @@ use envelope::{
 };
 use serde_json::json;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/ses/");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/corpus/ses/");
 
 fn ses(body: &[u8]) -> Result<Normalized, envelope::NormalizeError> {
     normalize_ses(body, &NormalizeConfig::default(), Utc::now())
@@ -141,7 +141,7 @@ fn non_received_notifications_are_ignored_and_junk_is_named() {
     ));
     let hello = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/corpus/lambda-events/rust-runtime__example-sns-event.json"
+        "/../testdata/corpus/lambda-events/rust-runtime__example-sns-event.json"
     ))
     .expect("sns");
     assert_eq!(

@@ -4,7 +4,7 @@ use std::io::Write;
 use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/corpus");
 
 fn run(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
     let out = cargo_bin_cmd!("switchyard")

@@ -131,7 +131,7 @@ async fn minimal_webhook_fetches_the_ticket_and_skips_seen_messages(kind: &str) 
 
 const S3_NOTIFICATION: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/corpus/ses/aws-docs__s3-action-alert-notification.json"
+    "/../testdata/corpus/ses/aws-docs__s3-action-alert-notification.json"
 ));
 
 async fn ses_s3_pointer_reads_the_raw_email_from_the_blob_store(kind: &str) {

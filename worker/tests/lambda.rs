@@ -14,7 +14,7 @@ use projections::EventBody;
 
 const FIFO_FIXTURE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/corpus/lambda-events/powertools-py__snsSqsFifoEvent.json"
+    "/../testdata/corpus/lambda-events/powertools-py__snsSqsFifoEvent.json"
 ));
 
 /// One record shaped like the fixture's, carrying `m`.

@@ -1,5 +1,5 @@
 //! Richpanel REST client (`x-richpanel-key`). Field shapes follow
-//! `shared/corpus/richpanel/FIELDS.md`: snake_case except `isOperator`.
+//! `testdata/corpus/richpanel/FIELDS.md`: snake_case except `isOperator`.
 use serde::{Deserialize, Serialize};
 
 use super::{Call, decode, decode_error, id, url};

@@ -14,7 +14,7 @@ use ports::{
     Queue, QueueStats, ReceivedMessage, Redrive,
 };
 
-pub const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus");
+pub const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/corpus");
 
 /// A backend under test, and what keeps it alive.
 pub struct TestBackend {
