@@ -742,3 +742,52 @@ async fn the_token_is_never_printed_and_metrics_move_to_the_admin_listener() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `switchyard handback` lifts the hold a Tier-0 message put on a
+/// conversation (and says so when there is none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handback_lifts_a_human_hold() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = Store::new("embedded", tmp.path());
+    let serve = Serve::start(&data, &[]);
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({"ticket_id": "H-1", "message_id": "m-1",
+        "message": "I will file a chargeback with my bank"});
+    assert_eq!(post(&client, &serve.url, body).await, 202);
+    wait_until(Duration::from_secs(30), "the hold recorded", || {
+        inspect_json(&data, "H-1")["projection"]["human_hold"].is_object()
+    });
+    serve.stop();
+    let out = data
+        .cmd()
+        .args([
+            "handback",
+            "H-1",
+            "--reason",
+            "chargeback withdrawn",
+            "--by",
+            "ana",
+        ])
+        .output()
+        .expect("handback runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("handed back"));
+    let state = inspect_json(&data, "H-1");
+    assert!(state["projection"]["human_hold"].is_null(), "{state}");
+    assert!(
+        state["events"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|e| e["type"] == "HandedBack" && e["by"] == "ana")),
+        "{state}"
+    );
+    let again = data
+        .cmd()
+        .args(["handback", "H-1", "--reason", "again"])
+        .output()
+        .expect("handback runs");
+    assert_eq!(again.status.code(), Some(3), "nothing to hand back");
+}

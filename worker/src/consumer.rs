@@ -9,10 +9,11 @@
 //! process held become visible at once, SQS FIFO redelivers the oldest
 //! first, but the local SQS server (moto 5.2) hands out the *newest* first
 //! (`ports/tests/conformance_aws.rs` pins that gap). So a batch whose first
-//! message is a redelivery this process has not seen before is released
-//! once ("settled") and received again: by then the queue shows the whole
-//! group, oldest first, on either.
-use std::collections::{HashMap, HashSet, VecDeque};
+//! message is a redelivery — other than a group head this process put back
+//! itself — is released once ("settled") and received again: by then the
+//! queue shows the whole group, oldest first, on either. Each message is
+//! settled at most once per process.
+use std::collections::{HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,8 +31,6 @@ use crate::process::Disposition;
 
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
-/// A group settled this recently is not settled again.
-const SETTLE_WINDOW: Duration = Duration::from_secs(30);
 /// Entries kept in the settle memories before they are cleared.
 const MEMORY_LIMIT: usize = 10_000;
 
@@ -52,36 +51,33 @@ pub fn backoff_for(receive_count: u32) -> Duration {
 /// What the receive loop remembers to keep group order after a crash.
 #[derive(Debug, Default)]
 struct Settle {
-    /// Messages this process put back itself (a retry delay): their
-    /// redelivery is expected and needs no settling.
+    /// Heads of groups this process put back itself (a retry delay): their
+    /// redelivery is expected, and a head is the oldest of its group.
     own_retries: HashSet<String>,
-    /// Groups settled recently.
-    settled: HashMap<String, Instant>,
+    /// Messages released once to settle their group.
+    settled: HashSet<String>,
 }
 
 impl Settle {
     /// Whether `batch` (one group's messages, in delivery order) must be
-    /// released and received again before it is worked on.
-    fn must_settle(&mut self, group: &str, batch: &VecDeque<ReceivedMessage>) -> bool {
+    /// released and received again before it is worked on: its first
+    /// message is a redelivery that is neither a head this process put
+    /// back nor one it already released once.
+    fn must_settle(&mut self, batch: &VecDeque<ReceivedMessage>) -> bool {
         let Some(first) = batch.front() else {
             return false;
         };
-        if first.receive_count <= 1 || self.own_retries.contains(&first.message_id) {
-            return false;
-        }
-        let now = Instant::now();
-        if self
-            .settled
-            .get(group)
-            .is_some_and(|at| now.duration_since(*at) < SETTLE_WINDOW)
+        if first.receive_count <= 1
+            || self.own_retries.contains(&first.message_id)
+            || self.settled.contains(&first.message_id)
         {
             return false;
         }
-        if self.settled.len() >= MEMORY_LIMIT {
-            self.settled
-                .retain(|_, at| now.duration_since(*at) < SETTLE_WINDOW);
+        if self.settled.len() + batch.len() > MEMORY_LIMIT {
+            self.settled.clear();
         }
-        self.settled.insert(group.to_owned(), now);
+        self.settled
+            .extend(batch.iter().map(|m| m.message_id.clone()));
         true
     }
 
@@ -94,6 +90,7 @@ impl Settle {
 
     fn finished(&mut self, message_id: &str) {
         self.own_retries.remove(message_id);
+        self.settled.remove(message_id);
     }
 }
 
@@ -149,7 +146,7 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
                 release(&worker, batch.iter(), Duration::from_secs(5)).await;
                 continue;
             }
-            if lock(&settle).must_settle(&group, &batch) {
+            if lock(&settle).must_settle(&batch) {
                 metrics::counter!("worker_groups_settled_total").increment(1);
                 release(&worker, batch.iter(), Duration::ZERO).await;
                 lock(&active).remove(&group);
@@ -380,6 +377,7 @@ pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) 
         }
         Disposition::Poison(reason) => {
             error!(reason = %envelope::redact::redact(&reason), "poison message: dead-lettering");
+            worker.close_dead_lettered(m, &reason).await;
             match queue.dead_letter(m, &reason).await {
                 Ok(()) => Applied::Finished,
                 Err(e) => {
@@ -388,5 +386,53 @@ pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: &str, receive_count: u32) -> ReceivedMessage {
+        ReceivedMessage {
+            message_id: id.to_owned(),
+            receipt: format!("r-{id}"),
+            group_id: "g".to_owned(),
+            dedup_id: id.to_owned(),
+            body: String::new(),
+            attributes: Default::default(),
+            receive_count,
+            sent_at: chrono::Utc::now(),
+        }
+    }
+
+    fn batch(ms: &[(&str, u32)]) -> VecDeque<ReceivedMessage> {
+        ms.iter().map(|(id, n)| msg(id, *n)).collect()
+    }
+
+    #[test]
+    fn a_redelivered_batch_is_settled_once_per_message() {
+        let mut s = Settle::default();
+        assert!(
+            !s.must_settle(&batch(&[("m1", 1), ("m2", 1)])),
+            "first delivery"
+        );
+        // A dead consumer's group comes back newest first: settle.
+        assert!(s.must_settle(&batch(&[("m3", 2)])));
+        // Then the whole group, oldest first: m1 was not seen yet.
+        assert!(s.must_settle(&batch(&[("m1", 2), ("m2", 2), ("m3", 3)])));
+        assert!(!s.must_settle(&batch(&[("m1", 3), ("m2", 3), ("m3", 4)])));
+    }
+
+    #[test]
+    fn only_a_head_put_back_here_is_exempt() {
+        let mut s = Settle::default();
+        s.retried("head");
+        assert!(!s.must_settle(&batch(&[("head", 2), ("rest", 2)])));
+        // The rest of a batch put back behind its head is not exempt: if it
+        // comes back first, the head is hidden behind it.
+        assert!(s.must_settle(&batch(&[("rest", 3)])));
+        s.finished("head");
+        assert!(s.must_settle(&batch(&[("head", 3)])));
     }
 }

@@ -348,6 +348,78 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Before `msg` is dead-lettered: close every action its envelope left
+    /// open, so none is silently missing — a reply requested without an
+    /// outcome becomes `ActionOutcomeUnknown`, anything else not performed
+    /// `ActionFailed` — and hand the conversation to a human with the
+    /// reason. Best effort: a stream that cannot be read or written is
+    /// left as it is (logged).
+    pub(crate) async fn close_dead_lettered(&self, msg: &ReceivedMessage, reason: &str) {
+        let Ok(env) = envelope::decode(msg.body.as_bytes()) else {
+            return;
+        };
+        let events = self.backend.events.as_ref();
+        for _ in 0..3 {
+            let trace = msg.attributes.get("traceparent").cloned();
+            let mut stream = match Stream::load(
+                events,
+                env.conversation_id.as_str(),
+                env.event_id.as_str(),
+                trace,
+            )
+            .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %envelope::redact::redacted(&e), "cannot close the actions of a dead-lettered message");
+                    return;
+                }
+            };
+            let open: Vec<(String, projections::PendingAction)> = stream
+                .state
+                .pending
+                .iter()
+                .filter(|(_, p)| p.causation_id == stream.causation)
+                .map(|(k, p)| (k.clone(), p.clone()))
+                .collect();
+            if open.is_empty() {
+                return;
+            }
+            let mut bodies: Vec<(Option<String>, EventBody)> = open
+                .into_iter()
+                .map(|(key, p)| {
+                    let body = if p.state == ActionState::Requested && !p.action.idempotent() {
+                        EventBody::ActionOutcomeUnknown { key }
+                    } else {
+                        EventBody::ActionFailed {
+                            key,
+                            error: "not performed: the message was dead-lettered".into(),
+                            retryable: false,
+                        }
+                    };
+                    (None, body)
+                })
+                .collect();
+            bodies.push((
+                None,
+                EventBody::HandedToHuman {
+                    reason: format!("message dead-lettered: {reason}"),
+                },
+            ));
+            stream.stage(bodies);
+            match stream.flush(events).await {
+                Ok(()) => return,
+                Err(PortError::SequenceConflict { .. }) => continue,
+                Err(e) => {
+                    warn!(error = %envelope::redact::redacted(&e), "cannot close the actions of a dead-lettered message");
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// The next action of this envelope to perform: non-customer-facing first.
 fn next_pending(stream: &Stream) -> Option<(String, projections::PendingAction)> {
     stream
