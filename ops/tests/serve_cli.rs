@@ -355,19 +355,26 @@ async fn webhooks_become_ordered_streams_and_replay_verifies(kind: &'static str)
         .success();
 }
 
-async fn kill_switch_flipped_with_the_cli_stops_writes(kind: &'static str) {
+/// A fake Richpanel without a quota, and the variables that make serve
+/// write to it live.
+async fn live_richpanel() -> (downstream::fake::FakeHandle, [(&'static str, String); 2]) {
     let fake = FakeServer::start(FakeConfig {
         richpanel_quota: None,
         ..FakeConfig::default()
     })
     .await
     .expect("fake");
-    let tmp = tempfile::tempdir().expect("tmp");
-    let data = Store::new(kind, tmp.path());
     let env = [
         ("SWITCHYARD_RICHPANEL_BASE_URL", fake.base_url()),
         ("SWITCHYARD_RICHPANEL_API_KEY", "rp-secret-key".to_string()),
     ];
+    (fake, env)
+}
+
+async fn kill_switch_flipped_with_the_cli_stops_writes(kind: &'static str) {
+    let (fake, env) = live_richpanel().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = Store::new(kind, tmp.path());
     let serve = Serve::start(&data, &env);
     let client = reqwest::Client::new();
     let body = |t: &str| serde_json::json!({"ticket_id": t, "message_id": "m-1", "message": "where is my order #1001?"});
@@ -573,19 +580,11 @@ async fn status_names_stuck_conversations(kind: &'static str) {
 /// that carry addresses and phone numbers, through every route and a live
 /// downstream, appear in no line serve writes to stdout or stderr.
 async fn addresses_and_phones_in_ids_and_text_never_reach_the_logs_at_debug(kind: &'static str) {
-    let fake = FakeServer::start(FakeConfig {
-        richpanel_quota: None,
-        ..FakeConfig::default()
-    })
-    .await
-    .expect("fake");
+    let (fake, live) = live_richpanel().await;
     let tmp = tempfile::tempdir().expect("tmp");
     let data = Store::new(kind, tmp.path());
-    let env = [
-        ("SWITCHYARD_RICHPANEL_BASE_URL", fake.base_url()),
-        ("SWITCHYARD_RICHPANEL_API_KEY", "rp-secret-key".to_string()),
-        ("RUST_LOG", "debug".to_string()),
-    ];
+    let mut env = live.to_vec();
+    env.push(("RUST_LOG", "debug".to_string()));
     let serve = Serve::start(&data, &env);
     let client = reqwest::Client::new();
     let secrets = [

@@ -237,6 +237,19 @@ mod tests {
         Rules::default_rules().expect("default rules parse")
     }
 
+    /// Event `seq` of conversation T1.
+    fn event(seq: u64, at: DateTime<Utc>, body: projections::EventBody) -> projections::Event {
+        projections::Event {
+            schema_version: projections::EVENT_SCHEMA_VERSION,
+            seq,
+            event_id: format!("ev:T1:{seq}"),
+            causation_id: "evt:rp:T1:m1".into(),
+            at,
+            trace_id: None,
+            body,
+        }
+    }
+
     #[test]
     fn faq_gets_route_tags_and_a_reply() {
         let d = decide(
@@ -323,15 +336,7 @@ mod tests {
             template: "order_status".into(),
             body: "b".into(),
         };
-        let ev = |seq, body| projections::Event {
-            schema_version: projections::EVENT_SCHEMA_VERSION,
-            seq,
-            event_id: format!("ev:T1:{seq}"),
-            causation_id: "evt:rp:T1:m1".into(),
-            at: now,
-            trace_id: None,
-            body,
-        };
+        let ev = |seq, body| event(seq, now, body);
         let conv = Conversation::default()
             .apply(&ev(
                 1,
@@ -355,15 +360,7 @@ mod tests {
     #[test]
     fn a_conversation_with_a_human_gets_no_reply_until_handed_back() {
         let now = Utc::now();
-        let ev = |seq, body| projections::Event {
-            schema_version: projections::EVENT_SCHEMA_VERSION,
-            seq,
-            event_id: format!("ev:T1:{seq}"),
-            causation_id: "evt:rp:T1:m0".into(),
-            at: now,
-            trace_id: None,
-            body,
-        };
+        let ev = |seq, body| event(seq, now, body);
         let held = Conversation::default().apply(&ev(
             1,
             projections::EventBody::HandedToHuman {

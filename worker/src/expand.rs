@@ -151,7 +151,13 @@ pub async fn expand(worker: &Worker, env: &Envelope, state: &Conversation) -> Ex
                     let text =
                         envelope::text::truncate(&text, worker.normalize.max_text_chars).text;
                     Incoming {
-                        event_id: format!("evt:rp:{}:{}", env.conversation_id, m.id),
+                        // The id a webhook for this message would get (its
+                        // message id bounded as the ingress bounds it).
+                        event_id: format!(
+                            "evt:rp:{}:{}",
+                            env.conversation_id,
+                            envelope::bounded_id(&m.id)
+                        ),
                         message_id: Some(m.id.clone()),
                         author: if m.is_operator {
                             Author::Operator

@@ -134,8 +134,8 @@ const S3_NOTIFICATION: &[u8] = include_bytes!(concat!(
     "/../testdata/corpus/ses/aws-docs__s3-action-alert-notification.json"
 ));
 
-async fn ses_s3_pointer_reads_the_raw_email_from_the_blob_store(kind: &str) {
-    let h = harness(kind, no_quota()).await;
+/// The envelope of the SES S3-action notification (a blob pointer).
+fn s3_notification_envelope() -> envelope::Envelope {
     let normalized = envelope::normalize(
         envelope::Source::Ses,
         S3_NOTIFICATION,
@@ -143,9 +143,15 @@ async fn ses_s3_pointer_reads_the_raw_email_from_the_blob_store(kind: &str) {
         Utc::now(),
     )
     .expect("notification normalizes");
-    let envelope::Normalized::Envelope(mut env) = normalized else {
+    let envelope::Normalized::Envelope(env) = normalized else {
         panic!("expected an envelope")
     };
+    env
+}
+
+async fn ses_s3_pointer_reads_the_raw_email_from_the_blob_store(kind: &str) {
+    let h = harness(kind, no_quota()).await;
+    let mut env = s3_notification_envelope();
     let blob = env.blob.as_mut().expect("S3 action yields a blob pointer");
     // The deployment's own bucket (the docs example names another).
     blob.bucket = mail_bucket();
@@ -188,16 +194,7 @@ async fn ses_s3_pointer_reads_the_raw_email_from_the_blob_store(kind: &str) {
 
 async fn an_envelope_naming_a_foreign_bucket_is_dead_lettered_unread(kind: &str) {
     let h = harness(kind, no_quota()).await;
-    let normalized = envelope::normalize(
-        envelope::Source::Ses,
-        S3_NOTIFICATION,
-        &envelope::NormalizeConfig::default(),
-        Utc::now(),
-    )
-    .expect("notification normalizes");
-    let envelope::Normalized::Envelope(mut env) = normalized else {
-        panic!("expected an envelope")
-    };
+    let mut env = s3_notification_envelope();
     let blob = env.blob.as_mut().expect("S3 action yields a blob pointer");
     blob.bucket = "someone-elses-bucket".to_owned();
     let stream = env.conversation_id.to_string();
