@@ -11,8 +11,7 @@
 //! (`ports/tests/conformance_aws.rs` pins that gap). So a batch whose first
 //! message is a redelivery — other than a group head this process put back
 //! itself — is released once ("settled") and received again: by then the
-//! queue shows the whole group, oldest first, on either. Each message is
-//! settled at most once per process.
+//! queue shows the whole group, oldest first, on either.
 use std::collections::{HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -54,7 +53,8 @@ struct Settle {
     /// Heads of groups this process put back itself (a retry delay): their
     /// redelivery is expected, and a head is the oldest of its group.
     own_retries: HashSet<String>,
-    /// Messages released once to settle their group.
+    /// Messages just released to settle their group, until their group is
+    /// received again.
     settled: HashSet<String>,
 }
 
@@ -62,15 +62,21 @@ impl Settle {
     /// Whether `batch` (one group's messages, in delivery order) must be
     /// released and received again before it is worked on: its first
     /// message is a redelivery that is neither a head this process put
-    /// back nor one it already released once.
+    /// back nor the first of the batch received right after a settle.
     fn must_settle(&mut self, batch: &VecDeque<ReceivedMessage>) -> bool {
         let Some(first) = batch.front() else {
             return false;
         };
-        if first.receive_count <= 1
-            || self.own_retries.contains(&first.message_id)
-            || self.settled.contains(&first.message_id)
-        {
+        if self.settled.contains(&first.message_id) {
+            // The receive right after a settle: the group as the queue now
+            // shows it. The exemption is used up; a later reorder of these
+            // messages (after a retry behind them) is settled again.
+            for m in batch {
+                self.settled.remove(&m.message_id);
+            }
+            return false;
+        }
+        if first.receive_count <= 1 || self.own_retries.contains(&first.message_id) {
             return false;
         }
         if self.settled.len() + batch.len() > MEMORY_LIMIT {
@@ -411,7 +417,7 @@ mod tests {
     }
 
     #[test]
-    fn a_redelivered_batch_is_settled_once_per_message() {
+    fn a_redelivered_batch_is_settled_until_its_oldest_comes_first() {
         let mut s = Settle::default();
         assert!(
             !s.must_settle(&batch(&[("m1", 1), ("m2", 1)])),
@@ -422,6 +428,11 @@ mod tests {
         // Then the whole group, oldest first: m1 was not seen yet.
         assert!(s.must_settle(&batch(&[("m1", 2), ("m2", 2), ("m3", 3)])));
         assert!(!s.must_settle(&batch(&[("m1", 3), ("m2", 3), ("m3", 4)])));
+        // m1 is retried here; m3, put back behind it, comes back first:
+        // settled again (the earlier settle's exemption is used up).
+        s.retried("m1");
+        assert!(s.must_settle(&batch(&[("m3", 5)])));
+        assert!(!s.must_settle(&batch(&[("m1", 4), ("m2", 4), ("m3", 6)])));
     }
 
     #[test]
