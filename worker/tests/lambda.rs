@@ -268,3 +268,67 @@ async fn worker_lambda_binary_answers_through_the_runtime_api() {
         "{evs:?}"
     );
 }
+
+/// A batch that outlasts the visibility timeout: every record stays hidden
+/// while the invocation works (no concurrent invocation gets it), and the
+/// finished records are deleted by the time the handler returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_batch_stays_hidden_and_is_deleted_before_the_handler_returns() {
+    let mut h = harness(
+        "embedded",
+        FakeConfig {
+            latency_ms: 800,
+            richpanel_quota: None,
+            ..FakeConfig::default()
+        },
+    )
+    .await;
+    h.worker.config.visibility = Duration::from_secs(2);
+    // Three conversations, each a message asking for a reply: three slow
+    // writes (tags, reply, replied tag) each, past the 2 s visibility.
+    for i in 1..=3 {
+        enqueue(
+            &h.backend,
+            &envelope(
+                &format!("T-long-{i}"),
+                "m-1",
+                "Hi, where is my order #1001?",
+            ),
+        )
+        .await;
+    }
+    let mut received = Vec::new();
+    for _ in 0..10 {
+        received.extend(
+            h.backend
+                .queue
+                .receive(10, Duration::from_secs(2), Duration::from_millis(200))
+                .await
+                .expect("receive"),
+        );
+        if received.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(received.len(), 3);
+    let records = received.iter().map(record).collect();
+    let worker = h.worker.clone();
+    let handler =
+        tokio::spawn(async move { worker::lambda::handle_batch(&worker, batch(records)).await });
+    // Past the visibility timeout, a concurrent invocation finds nothing.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let stolen = h
+        .backend
+        .queue
+        .receive(10, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .expect("receive");
+    assert!(stolen.is_empty(), "redelivered while held: {stolen:?}");
+    let response = handler.await.expect("handler");
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let stats = h.backend.queue.stats().await.expect("stats");
+    assert_eq!(
+        stats.in_flight, 0,
+        "finished records still on the queue when the handler returned"
+    );
+}
