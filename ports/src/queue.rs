@@ -113,6 +113,12 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     fn max_receive(&self) -> u32 {
         10
     }
+    /// Whether a long-poll receive runs on a server, where it goes on after
+    /// its caller died (SQS) and may still hand messages to the dead
+    /// caller; `false` when a receive ends with its process (embedded).
+    fn receives_outlive_their_caller(&self) -> bool {
+        false
+    }
     /// Deliveries after which the queue itself moves a message to the DLQ
     /// (SQS `maxReceiveCount`): a message with this `receive_count` is on
     /// its last delivery. `None` when unknown.

@@ -6,6 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Action, ActionOutcome, Author, Event, EventBody};
 
+/// The rules of the fold this build applies. Bumped whenever `apply`
+/// changes what it derives from the same events, so that a projection
+/// stored by an older build is recognised and rebuilt from the log.
+/// 2: a reply of unknown outcome counts as sent; `human_hold`.
+pub const FOLD_VERSION: u32 = 2;
+
 /// How many recent message ids the projection remembers (to tell which
 /// messages of a fetched ticket are new).
 const RECENT_MESSAGE_IDS: usize = 100;
@@ -89,6 +95,9 @@ pub struct LastAction {
 pub struct Conversation {
     /// Seq of the last event folded in (0 = empty stream).
     pub version: u64,
+    /// [`FOLD_VERSION`] of the build that folded it (0: before there was one).
+    #[serde(default)]
+    pub fold: u32,
     pub status: ConversationStatus,
     pub ticket_id: Option<String>,
     pub channel: Option<String>,
@@ -130,6 +139,7 @@ impl Conversation {
     /// `event`.
     pub fn apply(mut self, event: &Event) -> Self {
         self.version = event.seq;
+        self.fold = FOLD_VERSION;
         self.last_event_at = Some(event.at);
         self.prune_replies(event.at);
         match &event.body {

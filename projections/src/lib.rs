@@ -14,7 +14,8 @@ mod conversation;
 mod event;
 
 pub use conversation::{
-    ActionState, Conversation, ConversationStatus, HumanHold, PendingAction, SentReply,
+    ActionState, Conversation, ConversationStatus, FOLD_VERSION, HumanHold, PendingAction,
+    SentReply,
 };
 pub use event::{
     Action, ActionOutcome, Author, DecisionMode, EVENT_SCHEMA_VERSION, Event, EventBody,

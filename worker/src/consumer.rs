@@ -11,7 +11,10 @@
 //! (`ports/tests/conformance_aws.rs` pins that gap). So a batch whose first
 //! message is a redelivery — other than a group head this process put back
 //! itself — is released once ("settled") and received again: by then the
-//! queue shows the whole group, oldest first, on either.
+//! queue shows the whole group, oldest first, on either. And on SQS the
+//! first receive waits out a long poll a killed predecessor may have left
+//! running on the server: beside it, a receive of ours would be a second
+//! consumer, which the local server does not keep in group order either.
 use std::collections::{HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -108,6 +111,16 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
     let mut tasks = JoinSet::new();
     let mut failures = 0u32;
     info!(backend = %worker.backend.description, concurrency = worker.config.concurrency, "worker started");
+    // A predecessor killed mid long-poll leaves its receive running on the
+    // SQS server; a receive of ours beside it is a second consumer (the
+    // local SQS server then breaks group order). Wait until it has ended.
+    if worker.backend.queue.receives_outlive_their_caller() {
+        let predecessor = worker.config.receive_wait + Duration::from_secs(1);
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(predecessor) => {}
+        }
+    }
     loop {
         while tasks.try_join_next().is_some() {}
         let free = permits.available_permits();

@@ -21,8 +21,9 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Load the stored projection (rebuilding from the log if it is missing
-    /// or undecodable — the log is the truth).
+    /// Load the stored projection (rebuilding from the log if it is missing,
+    /// undecodable, or folded by an older build's rules — the log is the
+    /// truth).
     pub async fn load(
         events: &dyn EventStore,
         name: &str,
@@ -31,7 +32,7 @@ impl Stream {
     ) -> Result<Stream, WorkerError> {
         let state = match events.projection(name).await? {
             Some(p) => match serde_json::from_str::<Conversation>(&p.state) {
-                Ok(c) if c.version == p.version => c,
+                Ok(c) if c.version == p.version && c.fold == projections::FOLD_VERSION => c,
                 _ => rebuild(events, name).await?,
             },
             None => Conversation::default(),

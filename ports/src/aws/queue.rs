@@ -239,6 +239,10 @@ impl AwsQueue {
 
 #[async_trait]
 impl Queue for AwsQueue {
+    fn receives_outlive_their_caller(&self) -> bool {
+        true
+    }
+
     fn max_receive_count(&self) -> Option<u32> {
         Some(self.max_receive_count)
     }

@@ -267,6 +267,9 @@ impl ports::Queue for CountingQueue {
     fn max_receive_count(&self) -> Option<u32> {
         self.inner.max_receive_count()
     }
+    fn receives_outlive_their_caller(&self) -> bool {
+        self.inner.receives_outlive_their_caller()
+    }
     async fn receive(
         &self,
         max: u32,
