@@ -429,24 +429,27 @@ async fn local_sqs_gap_redelivers_the_newest_of_an_expired_group_first() {
     }
     let held = b
         .queue
-        .receive(10, Duration::from_secs(1), conformance::secs(5))
+        .receive(10, Duration::from_secs(2), conformance::secs(5))
         .await
         .expect("receive");
-    assert_eq!(
-        conformance::bodies(&held),
-        ["m1", "m2", "m3"],
-        "one batch, in order"
+    let held = conformance::bodies(&held);
+    // moto hands a group out in one batch (under load sometimes not all
+    // of it): m1..mk, k >= 2.
+    assert!(
+        held.len() >= 2 && held.iter().zip(["m1", "m2", "m3"]).all(|(a, b)| a == b),
+        "one batch, in order: {held:?}"
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let again = b
         .queue
         .receive(10, Duration::from_secs(30), conformance::secs(5))
         .await
         .expect("receive");
-    // Real SQS: `m1` first (the documented order). moto: only `m3`.
+    // Real SQS: `m1` first (the documented order). moto: the newest of the
+    // held ones first (then any the dead consumer did not hold).
     assert_eq!(
-        conformance::bodies(&again),
-        ["m3"],
+        conformance::bodies(&again).first(),
+        held.last(),
         "moto's FIFO redelivery changed: if it is now m1 first, the gap is fixed"
     );
     // Released, the group comes back whole and in order.
