@@ -1,20 +1,11 @@
 //! Input the AWS backend could not store, or that the normalizer used to
 //! turn into the wrong event: long ids, huge lists, re-fired rules after the
 //! ticket changed, broken bodies that name a message, text-only retries.
-use chrono::{DateTime, Duration, Utc};
-use envelope::{Envelope, NormalizeConfig, NormalizeError, SourceKind, normalize_richpanel};
+mod common;
 
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .expect("time")
-        .with_timezone(&Utc)
-}
-
-fn rp(body: &str, received: DateTime<Utc>) -> Result<Envelope, NormalizeError> {
-    normalize_richpanel(body.as_bytes(), &NormalizeConfig::default(), received)
-}
-
-const T0: &str = "2025-12-21T10:00:05Z";
+use chrono::Duration;
+use common::{T0, at, rp};
+use envelope::{Envelope, SourceKind};
 
 /// What the worker treats as "fetch the ticket" (`worker/src/expand.rs`).
 fn left_to_the_ticket_fetch(env: &Envelope) -> bool {

@@ -1,21 +1,10 @@
 //! Richpanel HTTP target bodies: minimal and rich templates, aliases,
 //! unescaped bodies, and the errors an operator sees.
-use chrono::{DateTime, Duration, Utc};
-use envelope::{
-    Channel, Envelope, NormalizeConfig, NormalizeError, Recovery, SourceKind, normalize_richpanel,
-};
+mod common;
 
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .expect("time")
-        .with_timezone(&Utc)
-}
-
-fn rp(body: &str, received: DateTime<Utc>) -> Result<Envelope, NormalizeError> {
-    normalize_richpanel(body.as_bytes(), &NormalizeConfig::default(), received)
-}
-
-const T0: &str = "2025-12-21T10:00:05Z";
+use chrono::Duration;
+use common::{T0, at, rp};
+use envelope::{Channel, NormalizeConfig, Recovery, SourceKind, normalize_richpanel};
 
 #[test]
 fn minimal_bodies_from_several_rules_collapse_into_one_event() {
