@@ -23,9 +23,15 @@ const VIOLATIONS: &[&str] = &[
     "corrupt_streams",
 ];
 
+/// One chaos run at a time: each starts serve, the fakes and 20 senders, and
+/// two of them side by side on two cores measure the machine's load more
+/// than the system's behaviour.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `loadtest chaos` with `args`; its output and the summary line's
 /// `key=value` pairs.
 fn chaos(args: &[&str]) -> (Output, BTreeMap<String, String>) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let work = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))

@@ -115,7 +115,9 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
     // SQS server; a receive of ours beside it is a second consumer (the
     // local SQS server then breaks group order). Wait until it has ended.
     if worker.backend.queue.receives_outlive_their_caller() {
-        let predecessor = worker.config.receive_wait + Duration::from_secs(1);
+        // Its wait, once more for a server slow to start or end it, and a
+        // margin: a few seconds of startup, paid once per process.
+        let predecessor = worker.config.receive_wait * 2 + Duration::from_secs(5);
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(predecessor) => {}
