@@ -246,7 +246,7 @@ fn port_error(route: &'static str, what: &'static str, e: &PortError, p: Kept<'_
 
 fn unavailable(route: &'static str, what: &'static str, e: &PortError, p: Kept<'_>) -> Reject {
     metrics::counter!(m::UNAVAILABLE, "route" => route, "reason" => what).increment(1);
-    tracing::warn!(error = %envelope::redact::redacted(&e), port = what, "backend failure before ack");
+    tracing::warn!(error = %envelope::redact::redacted(e), port = what, "backend failure before ack");
     Reject::unavailable(
         format!("{what} unavailable; nothing was accepted"),
         RETRY_AFTER,

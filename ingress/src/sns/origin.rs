@@ -82,7 +82,7 @@ pub fn check(cfg: &SnsConfig, msg: &SnsMessage, now: DateTime<Utc>) -> Result<()
     if topic_region(&msg.topic_arn).is_none() {
         return Err(OriginError::NotATopic);
     }
-    if !cfg.any_topic() && !allowed.iter().any(|a| *a == msg.topic_arn) {
+    if !cfg.any_topic() && !allowed.contains(&msg.topic_arn) {
         return Err(OriginError::TopicNotAllowed(msg.topic_arn.clone()));
     }
     let at = DateTime::parse_from_rfc3339(&msg.timestamp)

@@ -138,8 +138,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let worker_task = if args.ingress_only {
         None
     } else {
-        let mut config = worker::WorkerConfig::default();
-        config.concurrency = args.concurrency;
+        let config = worker::WorkerConfig {
+            concurrency: args.concurrency,
+            ..worker::WorkerConfig::default()
+        };
         let w = worker::Worker::new(backend.clone(), downstreams, rules, config);
         if let Some(n) = drop_fault(&args.backend)? {
             warn!(

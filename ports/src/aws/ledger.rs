@@ -142,9 +142,9 @@ impl Ledger for AwsLedger {
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e) => match from_sdk("ledger mark_enqueued", e) {
-                PortError::ConditionFailed(_) => Err(PortError::ConditionFailed(format!(
-                    "ledger record is not held in progress by this owner"
-                ))),
+                PortError::ConditionFailed(_) => Err(PortError::ConditionFailed(
+                    "ledger record is not held in progress by this owner".into(),
+                )),
                 other => Err(other),
             },
         }

@@ -173,9 +173,9 @@ pub(super) fn mark_enqueued_in(conn: &Connection, key: &str, owner: &str) -> Res
         .execute(params![key, owner, now_ms()])
         .db()?;
     if n == 0 {
-        return Err(PortError::ConditionFailed(format!(
-            "ledger record is not in progress under this owner"
-        )));
+        return Err(PortError::ConditionFailed(
+            "ledger record is not in progress under this owner".into(),
+        ));
     }
     Ok(())
 }
