@@ -58,7 +58,7 @@ pub(crate) struct Prepared {
     pub body: String,
     /// `meta.source` of the envelope.
     pub source: &'static str,
-    /// The conversation id as normalized (log it through `log_id`).
+    /// The conversation id as normalized (log it through `envelope::redact::log_id`).
     pub conversation_id: String,
 }
 

@@ -92,8 +92,3 @@ fn bad_input(e: NormalizeError) -> Reject {
     };
     Reject::new(status, e.reason_code(), e.to_string())
 }
-
-/// An id as it may appear in a log line ([`envelope::redact::log_id`]).
-pub(crate) fn log_id(id: &str) -> String {
-    envelope::redact::log_id(id)
-}

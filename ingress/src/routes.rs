@@ -207,10 +207,10 @@ async fn accept(
     let span = tracing::Span::current();
     // Redacting costs a scan of each id: only for a span that is logged.
     if !span.is_disabled() {
-        span.record("event_id", normalize::log_id(&p.event_id).as_str());
+        span.record("event_id", envelope::redact::log_id(&p.event_id).as_str());
         span.record(
             "conversation_id",
-            normalize::log_id(&p.conversation_id).as_str(),
+            envelope::redact::log_id(&p.conversation_id).as_str(),
         );
     }
     let traceparent = trace::traceparent(headers);

@@ -1,13 +1,10 @@
 //! Handing a conversation back to automation: the operator's way out of
 //! `HandedToHuman` (`switchyard handback CONVERSATION --reason R`).
-use ports::{EventStore, PortError};
+use ports::EventStore;
 use projections::{EventBody, HumanHold};
 
 use crate::WorkerError;
 use crate::stream::Stream;
-
-/// Appends attempted when the worker appends to the same stream meanwhile.
-const ATTEMPTS: usize = 5;
 
 /// What [`hand_back`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,25 +25,14 @@ pub async fn hand_back(
     reason: &str,
 ) -> Result<HandBack, WorkerError> {
     let causation = format!("op:handback:{}", uuid::Uuid::now_v7());
-    for _ in 0..ATTEMPTS {
-        let mut stream = Stream::load(events, conversation, &causation, None).await?;
-        let Some(hold) = stream.state.human_hold.clone() else {
-            return Ok(HandBack::NotHeld);
+    let released = Stream::append_at_version(events, conversation, &causation, None, |state| {
+        let hold = state.human_hold.clone()?;
+        let back = EventBody::HandedBack {
+            by: by.to_owned(),
+            reason: reason.to_owned(),
         };
-        stream.stage(vec![(
-            None,
-            EventBody::HandedBack {
-                by: by.to_owned(),
-                reason: reason.to_owned(),
-            },
-        )]);
-        match stream.flush(events).await {
-            Ok(()) => return Ok(HandBack::Released(hold)),
-            Err(PortError::SequenceConflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(WorkerError::Port(PortError::Unavailable(
-        "the conversation kept changing while handing it back; try again".into(),
-    )))
+        Some((hold, vec![back]))
+    })
+    .await?;
+    Ok(released.map_or(HandBack::NotHeld, HandBack::Released))
 }

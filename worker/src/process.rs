@@ -359,63 +359,42 @@ impl Worker {
         let Ok(env) = envelope::decode(msg.body.as_bytes()) else {
             return;
         };
-        let events = self.backend.events.as_ref();
-        for _ in 0..3 {
-            let trace = msg.attributes.get("traceparent").cloned();
-            let mut stream = match Stream::load(
-                events,
-                env.conversation_id.as_str(),
-                env.event_id.as_str(),
-                trace,
-            )
-            .await
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(error = %envelope::redact::redacted(&e), "cannot close the actions of a dead-lettered message");
-                    return;
-                }
-            };
-            let open: Vec<(String, projections::PendingAction)> = stream
-                .state
-                .pending
-                .iter()
-                .filter(|(_, p)| p.causation_id == stream.causation)
-                .map(|(k, p)| (k.clone(), p.clone()))
-                .collect();
-            if open.is_empty() {
-                return;
-            }
-            let mut bodies: Vec<(Option<String>, EventBody)> = open
-                .into_iter()
-                .map(|(key, p)| {
-                    let body = if p.state == ActionState::Requested && !p.action.idempotent() {
-                        EventBody::ActionOutcomeUnknown { key }
-                    } else {
-                        EventBody::ActionFailed {
-                            key,
-                            error: "not performed: the message was dead-lettered".into(),
-                            retryable: false,
+        let causation = env.event_id.as_str();
+        let closed = Stream::append_at_version(
+            self.backend.events.as_ref(),
+            env.conversation_id.as_str(),
+            causation,
+            msg.attributes.get("traceparent").cloned(),
+            |state| {
+                let mut bodies: Vec<EventBody> = state
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| p.causation_id == causation)
+                    .map(|(key, p)| {
+                        let key = key.clone();
+                        if p.state == ActionState::Requested && !p.action.idempotent() {
+                            EventBody::ActionOutcomeUnknown { key }
+                        } else {
+                            EventBody::ActionFailed {
+                                key,
+                                error: "not performed: the message was dead-lettered".into(),
+                                retryable: false,
+                            }
                         }
-                    };
-                    (None, body)
-                })
-                .collect();
-            bodies.push((
-                None,
-                EventBody::HandedToHuman {
-                    reason: format!("message dead-lettered: {reason}"),
-                },
-            ));
-            stream.stage(bodies);
-            match stream.flush(events).await {
-                Ok(()) => return,
-                Err(PortError::SequenceConflict { .. }) => continue,
-                Err(e) => {
-                    warn!(error = %envelope::redact::redacted(&e), "cannot close the actions of a dead-lettered message");
-                    return;
+                    })
+                    .collect();
+                if bodies.is_empty() {
+                    return None;
                 }
-            }
+                bodies.push(EventBody::HandedToHuman {
+                    reason: format!("message dead-lettered: {reason}"),
+                });
+                Some(((), bodies))
+            },
+        )
+        .await;
+        if let Err(e) = closed {
+            warn!(error = %envelope::redact::redacted(&e), "cannot close the actions of a dead-lettered message");
         }
     }
 }

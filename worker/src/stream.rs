@@ -117,6 +117,42 @@ impl Stream {
     }
 }
 
+/// Appends tried by [`Stream::append_at_version`] while others append
+/// to the same stream.
+const APPEND_ATTEMPTS: usize = 5;
+
+impl Stream {
+    /// Load `name`, let `events_for` look at its state and name what to
+    /// append (`None`: nothing), and append that at the loaded version;
+    /// on a sequence conflict (someone appended meanwhile) load and ask
+    /// again. For appends from outside a message's own processing: an
+    /// operator's hand-back, the close of a dead-lettered message.
+    /// `Ok(None)` when `events_for` declined.
+    pub async fn append_at_version<T>(
+        events: &dyn EventStore,
+        name: &str,
+        causation: &str,
+        trace_id: Option<String>,
+        mut events_for: impl FnMut(&Conversation) -> Option<(T, Vec<EventBody>)>,
+    ) -> Result<Option<T>, WorkerError> {
+        for _ in 0..APPEND_ATTEMPTS {
+            let mut stream = Stream::load(events, name, causation, trace_id.clone()).await?;
+            let Some((answer, bodies)) = events_for(&stream.state) else {
+                return Ok(None);
+            };
+            stream.stage(bodies.into_iter().map(|b| (None, b)).collect());
+            match stream.flush(events).await {
+                Ok(()) => return Ok(Some(answer)),
+                Err(PortError::SequenceConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(WorkerError::Port(PortError::Unavailable(format!(
+            "the stream kept changing: {APPEND_ATTEMPTS} appends lost to others; try again"
+        ))))
+    }
+}
+
 /// Decode a whole stream.
 pub async fn read_events(events: &dyn EventStore, name: &str) -> Result<Vec<Event>, WorkerError> {
     events
