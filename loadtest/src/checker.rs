@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use conversation::{Conversation, EventBody};
 use downstream::fake::LoggedRequest;
 use hdrhistogram::Histogram;
 use ports::Backend;
-use projections::{Conversation, EventBody};
 use serde::Serialize;
 
 use crate::faults::Flipped;
@@ -101,7 +101,7 @@ pub async fn check(
         };
         for name in &page {
             streams += 1;
-            let evs = match worker::read_events(backend.events.as_ref(), name).await {
+            let evs = match conversation::read_events(backend.events.as_ref(), name).await {
                 Ok(e) => e,
                 Err(e) => {
                     v.push(viol("log_decodes", Some(name), e.to_string()));
@@ -124,7 +124,7 @@ pub async fn check(
                 }
             }
             // Projection equals its replay.
-            let replayed = projections::replay(&evs);
+            let replayed = conversation::replay(&evs);
             match backend.events.projection(name).await? {
                 None if evs.is_empty() => {}
                 None => v.push(viol(
@@ -303,7 +303,7 @@ pub async fn check(
         .filter(|c| !c.starts_with("conversation #"))
         .take(3)
     {
-        if let Ok(evs) = worker::read_events(backend.events.as_ref(), s).await {
+        if let Ok(evs) = conversation::read_events(backend.events.as_ref(), s).await {
             let lines: Vec<String> = evs
                 .iter()
                 .map(|e| format!("    #{} {} {}", e.seq, e.kind(), e.event_id))

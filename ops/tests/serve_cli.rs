@@ -502,7 +502,7 @@ async fn dead_letters_are_listed_with_reason_and_redriven_in_order(kind: &'stati
 /// A conversation whose action keeps failing (pending, last event long ago)
 /// is listed as stuck by `status`; a finished one is not.
 async fn status_names_stuck_conversations(kind: &'static str) {
-    use projections::{Action, Event, EventBody};
+    use conversation::{Action, Event, EventBody};
     let tmp = tempfile::tempdir().expect("tmp");
     let data = Store::new(kind, tmp.path());
     data.cmd().args(["init"]).assert().success();
@@ -537,7 +537,7 @@ async fn status_names_stuck_conversations(kind: &'static str) {
             },
         ),
     ];
-    let state = projections::replay(&events);
+    let state = conversation::replay(&events);
     let new = events
         .iter()
         .map(|e| ports::NewEvent {

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, error, info, warn};
 
 use crate::Worker;
-use crate::process::Disposition;
+use crate::disposition::Disposition;
 
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
@@ -103,101 +103,138 @@ impl Settle {
     }
 }
 
+/// The receive loop's state: permits for conversations at once, the
+/// groups being worked on, the settle memory, the group tasks.
+struct Loop {
+    worker: Worker,
+    permits: Arc<Semaphore>,
+    active: Arc<Mutex<HashSet<String>>>,
+    settle: Arc<Mutex<Settle>>,
+    tasks: JoinSet<()>,
+    /// Receive failures in a row (for the pause before the next receive).
+    failures: u32,
+}
+
 /// Run until `shutdown` is cancelled, then drain in-flight work.
 pub async fn run(worker: Worker, shutdown: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(worker.config.concurrency.max(1)));
-    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let settle: Arc<Mutex<Settle>> = Arc::default();
-    let mut tasks = JoinSet::new();
-    let mut failures = 0u32;
     info!(backend = %worker.backend.description, concurrency = worker.config.concurrency, "worker started");
-    // A predecessor killed mid long-poll leaves its receive running on the
-    // SQS server; a receive of ours beside it is a second consumer (the
-    // local SQS server then breaks group order). Wait until it has ended.
-    if worker.backend.queue.receives_outlive_their_caller() {
-        // Its wait, once more for a server slow to start or end it, and a
-        // margin: a few seconds of startup, paid once per process.
-        let predecessor = worker.config.receive_wait * 2 + Duration::from_secs(5);
+    let mut l = Loop {
+        permits: Arc::new(Semaphore::new(worker.config.concurrency.max(1))),
+        worker,
+        active: Arc::default(),
+        settle: Arc::default(),
+        tasks: JoinSet::new(),
+        failures: 0,
+    };
+    l.wait_for_predecessor(&shutdown).await;
+    while let Some(messages) = l.receive(&shutdown).await {
+        for (group, batch) in by_group(messages) {
+            if !l.dispatch(group, batch).await {
+                break;
+            }
+        }
+    }
+    info!(
+        in_flight = l.tasks.len(),
+        "worker stopping: finishing in-flight messages"
+    );
+    while let Some(r) = l.tasks.join_next().await {
+        if let Err(e) = r {
+            error!(error = %envelope::redact::redacted(&e), "a conversation task failed");
+        }
+    }
+    l.worker.deletes.close();
+    l.worker.deletes.wait().await;
+    info!("worker stopped");
+}
+
+impl Loop {
+    /// A predecessor killed mid long-poll leaves its receive running on the
+    /// SQS server; a receive of ours beside it is a second consumer (the
+    /// local SQS server then breaks group order). Wait until it has ended:
+    /// its wait, once more for a server slow to start or end it, and a
+    /// margin — a few seconds of startup, paid once per process.
+    async fn wait_for_predecessor(&self, shutdown: &CancellationToken) {
+        if !self.worker.backend.queue.receives_outlive_their_caller() {
+            return;
+        }
+        let predecessor = self.worker.config.receive_wait * 2 + Duration::from_secs(5);
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(predecessor) => {}
         }
     }
-    loop {
-        while tasks.try_join_next().is_some() {}
-        let free = permits.available_permits();
-        if free == 0 {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tasks.join_next() => continue,
-            }
-        }
-        let max = u32::try_from(free).unwrap_or(u32::MAX).clamp(
-            1,
-            worker
-                .config
-                .batch
-                .clamp(1, worker.backend.queue.max_receive()),
-        );
-        let received = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = worker.backend.queue.receive(max, worker.config.visibility, worker.config.receive_wait) => r,
-        };
-        let messages = match received {
-            Ok(m) => {
-                failures = 0;
-                metrics::histogram!("worker_receive_batch").record(m.len() as f64);
-                m
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
-                warn!(error = %envelope::redact::redacted(&e), ?wait, "receive failed");
+
+    /// The next batch, once a permit is free; `None` at shutdown.
+    async fn receive(&mut self, shutdown: &CancellationToken) -> Option<Vec<ReceivedMessage>> {
+        let worker = self.worker.clone();
+        loop {
+            while self.tasks.try_join_next().is_some() {}
+            let free = self.permits.available_permits();
+            if free == 0 {
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(wait) => continue,
+                    _ = shutdown.cancelled() => return None,
+                    _ = self.tasks.join_next() => continue,
                 }
             }
-        };
-        for (group, batch) in by_group(messages) {
-            let fresh = lock(&active).insert(group.clone());
-            if !fresh {
-                // Redelivered while still being processed (visibility ran
-                // out): hand it back; the running task finishes first.
-                release(&worker, batch.iter(), Duration::from_secs(5)).await;
-                continue;
-            }
-            if lock(&settle).must_settle(&batch) {
-                metrics::counter!("worker_groups_settled_total").increment(1);
-                release(&worker, batch.iter(), Duration::ZERO).await;
-                lock(&active).remove(&group);
-                continue;
-            }
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
+            let max = u32::try_from(free).unwrap_or(u32::MAX).clamp(
+                1,
+                worker
+                    .config
+                    .batch
+                    .clamp(1, worker.backend.queue.max_receive()),
+            );
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                r = worker.backend.queue.receive(max, worker.config.visibility, worker.config.receive_wait) => r,
             };
-            let worker = worker.clone();
-            let active = active.clone();
-            let settle = settle.clone();
-            tasks.spawn(async move {
-                process_group(&worker, batch, &settle).await;
-                lock(&active).remove(&group);
-                drop(permit);
-            });
+            match received {
+                Ok(m) => {
+                    self.failures = 0;
+                    crate::metrics::received(m.len());
+                    return Some(m);
+                }
+                Err(e) => {
+                    self.failures = self.failures.saturating_add(1);
+                    let wait = Duration::from_millis(200 * u64::from(self.failures.min(25)));
+                    warn!(error = %envelope::redact::redacted(&e), ?wait, "receive failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
         }
     }
-    info!(
-        in_flight = tasks.len(),
-        "worker stopping: finishing in-flight messages"
-    );
-    while let Some(r) = tasks.join_next().await {
-        if let Err(e) = r {
-            error!(error = %envelope::redact::redacted(&e), "a conversation task failed");
+
+    /// Hand one group's batch to its own task (or back to the queue when
+    /// the group is busy or must settle). `false` when no more tasks can
+    /// start (shutting down).
+    async fn dispatch(&mut self, group: String, batch: VecDeque<ReceivedMessage>) -> bool {
+        let worker = &self.worker;
+        if !lock(&self.active).insert(group.clone()) {
+            // Redelivered while still being processed (visibility ran out):
+            // hand it back; the running task finishes first.
+            release(worker, batch.iter(), Duration::from_secs(5)).await;
+            return true;
         }
+        if lock(&self.settle).must_settle(&batch) {
+            crate::metrics::group_settled();
+            release(worker, batch.iter(), Duration::ZERO).await;
+            lock(&self.active).remove(&group);
+            return true;
+        }
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return false;
+        };
+        let (worker, active, settle) = (worker.clone(), self.active.clone(), self.settle.clone());
+        self.tasks.spawn(async move {
+            process_group(&worker, batch, &settle).await;
+            lock(&active).remove(&group);
+            drop(permit);
+        });
+        true
     }
-    worker.deletes.close();
-    worker.deletes.wait().await;
-    info!("worker stopped");
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -289,7 +326,7 @@ async fn process_group(
     while let Some(m) = batch.pop_front() {
         let started = Instant::now();
         let disposition = process_guarded(worker, &m).await;
-        metrics::histogram!("worker_process_seconds").record(started.elapsed().as_secs_f64());
+        crate::metrics::processed_in(started.elapsed());
         let applied = apply(worker, &m, disposition).await;
         held.release(&m.receipt);
         let Applied::Held(head_back_in) = applied else {
@@ -320,7 +357,7 @@ pub(crate) async fn process_guarded(worker: &Worker, m: &ReceivedMessage) -> Dis
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".to_owned());
             error!(panic = %envelope::redact::redacted(&what), "the worker panicked on a message");
-            metrics::counter!("worker_panics_total").increment(1);
+            crate::metrics::panicked();
             Disposition::Poison(format!(
                 "the worker panicked processing this message: {what}"
             ))
@@ -365,7 +402,7 @@ pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) 
         Disposition::Retry { .. } => "retry",
         Disposition::Poison(_) => "dead_lettered",
     };
-    metrics::counter!("worker_messages_total", "outcome" => outcome).increment(1);
+    crate::metrics::message_finished(outcome);
     match d {
         Disposition::Done => {
             // Everything is in the log already, so the delete need not hold

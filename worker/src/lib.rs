@@ -1,68 +1,54 @@
-//! The worker: queue → event log → projection → decision → actions.
+//! The worker: queue → enrich → the conversation aggregate → downstreams.
 //!
 //! One receive loop feeds per-conversation tasks (conversations run in
 //! parallel; one conversation never has two messages in processing). Each
-//! message is turned into events appended to its conversation's stream
-//! atomically with the projection, then its actions are performed through
-//! the downstream safety stack, each outcome recorded as an event.
+//! message is enriched into the messages it stands for; each of those is
+//! decided by the aggregate (`conversation::decide`) and recorded in its
+//! conversation's log atomically with the projection; then its actions are
+//! performed through the downstream safety stack, each outcome recorded
+//! (`conversation::outcome_events`) before the next action's call.
 //!
 //! # Layout
 //! - `consumer.rs` — receive loop, per-group tasks, visibility heartbeat,
-//!   backoff schedule, graceful shutdown.
-//! - `process.rs` — one message: decode, expand, decide, append, act.
-//! - `expand.rs` — enrichment: fetch the ticket behind a minimal Richpanel
-//!   webhook, the raw email behind an SES S3 pointer.
-//! - `act.rs` — perform one action through the downstream stack and turn
-//!   the result into events.
-//! - `stream.rs` — a loaded conversation stream that appends with the
-//!   expected version and folds the projection.
-//! - `decide.rs`, `rules.rs` — deterministic decisions from the rules file.
-//! - `handback.rs` — an operator hands a conversation back to automation.
+//!   backoff schedule, dead-lettering, graceful shutdown.
+//! - `disposition.rs` — what becomes of a message: done, retry, dead letter.
+//! - `process.rs` — one message: decode, enrich, decide and record,
+//!   perform pending actions.
+//! - `enrich.rs` — fetch the ticket behind a minimal Richpanel webhook, the
+//!   raw email behind an SES S3 pointer.
+//! - `perform.rs` — perform one action through the downstream stack and
+//!   map the answer to a domain `Outcome`.
+//! - `faults.rs` — fault injection for tests.
+//! - `metrics.rs` — the worker's metric names.
 //! - `lambda.rs` — the SQS event-source entry point (batch item failures).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-mod act;
 mod consumer;
-pub mod decide;
-mod expand;
-mod handback;
+mod disposition;
+mod enrich;
+mod faults;
 pub mod lambda;
+pub mod metrics;
+mod perform;
 mod process;
-pub mod rules;
-mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use consumer::{backoff_for, run};
-pub use handback::{HandBack, hand_back};
-pub use process::{Disposition, Faults};
-pub use stream::{Stream, read_events, rebuild};
+pub use disposition::Disposition;
+pub use faults::Faults;
 
+use conversation::Rules;
 use downstream::Downstreams;
 use ports::Backend;
-use rules::Rules;
 
 /// A file of this name in an embedded data dir marks it as a test target:
 /// only there does `serve` accept fault injection that drops messages
 /// (`SWITCHYARD_FAULT_DROP_EVERY`). The load harness writes it into the
 /// temporary data dirs it creates.
 pub const TEST_TARGET_MARKER: &str = "SWITCHYARD-TEST-TARGET";
-
-/// Errors of the worker crate.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    /// The rules file is invalid. Caller: refuse to start; fix the file.
-    #[error("rules {source_name}: {reason}")]
-    Rules { source_name: String, reason: String },
-    /// A port failed. Caller: transient ones are retried via visibility.
-    #[error(transparent)]
-    Port(#[from] ports::PortError),
-    /// A stored event or projection could not be decoded. Caller: surface
-    /// it (`switchyard replay --verify` names the stream); never skip.
-    #[error("stream {stream}: {reason}")]
-    Corrupt { stream: String, reason: String },
-}
 
 /// Tuning of the worker. Defaults suit one machine and SQS alike.
 #[derive(Debug, Clone)]
@@ -100,11 +86,17 @@ impl Default for WorkerConfig {
 /// Everything a message needs to be processed. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Worker {
+    /// The ports (queue, event log, blobs, flags, secrets).
     pub backend: Backend,
+    /// The downstream clients behind their safety stack.
     pub downstreams: Downstreams,
+    /// The decision rules.
     pub rules: Arc<Rules>,
+    /// Tuning.
     pub config: WorkerConfig,
+    /// How raw email fetched from the blob store is normalized.
     pub normalize: envelope::NormalizeConfig,
+    /// Fault injection (tests only).
     pub faults: Arc<Faults>,
     /// Queue deletes still on their way (see `consumer::apply`); waited for
     /// at shutdown and at the end of a Lambda batch.
@@ -112,6 +104,7 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker on `backend` with default normalization and no faults.
     pub fn new(
         backend: Backend,
         downstreams: Downstreams,

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
+use conversation::{Author, EventBody};
 use downstream::fake::FakeConfig;
-use projections::{Author, EventBody};
 use worker::Disposition;
 
 fn no_quota() -> FakeConfig {
@@ -122,7 +122,7 @@ async fn minimal_webhook_fetches_the_ticket_and_skips_seen_messages(kind: &str) 
         writes_before,
         "an operator message was acted on"
     );
-    let c = worker::rebuild(h.backend.events.as_ref(), "T-min")
+    let c = conversation::rebuild(h.backend.events.as_ref(), "T-min")
         .await
         .expect("rebuild");
     assert_eq!(c.auto_replies_total, 1);
@@ -186,7 +186,7 @@ async fn ses_s3_pointer_reads_the_raw_email_from_the_blob_store(kind: &str) {
         .expect("message recorded");
     assert!(text.contains("return my order #4321"), "{text}");
     let intent = evs.iter().find_map(|e| match &e.body {
-        EventBody::DecisionMade { intent, .. } => intent.clone(),
+        EventBody::DecisionMade(d) => d.intent.clone(),
         _ => None,
     });
     assert_eq!(intent.as_deref(), Some("returns"));
@@ -208,12 +208,12 @@ async fn an_envelope_naming_a_foreign_bucket_is_dead_lettered_unread(kind: &str)
     assert!(events(&h.backend, &stream).await.is_empty());
 }
 
-async fn decided_by(h: &Harness, ticket: &str) -> String {
+async fn decided_by(h: &Harness, ticket: &str) -> conversation::DecidedBy {
     events(&h.backend, ticket)
         .await
         .iter()
         .find_map(|e| match &e.body {
-            EventBody::DecisionMade { decided_by, .. } => Some(decided_by.clone()),
+            EventBody::DecisionMade(d) => Some(d.decided_by),
             _ => None,
         })
         .expect("decision recorded")
@@ -245,7 +245,10 @@ async fn model_classifies_and_rules_take_over_when_it_fails() {
     )
     .await;
     assert_eq!(process_next(&h).await, Disposition::Done);
-    assert_eq!(decided_by(&h, "T-model").await, "model");
+    assert_eq!(
+        decided_by(&h, "T-model").await,
+        conversation::DecidedBy::Model
+    );
     assert!(
         h.fake
             .requests()
@@ -265,5 +268,8 @@ async fn model_classifies_and_rules_take_over_when_it_fails() {
     )
     .await;
     let _ = process_next(&h).await;
-    assert_eq!(decided_by(&h, "T-model-2").await, "rules");
+    assert_eq!(
+        decided_by(&h, "T-model-2").await,
+        conversation::DecidedBy::Rules
+    );
 }

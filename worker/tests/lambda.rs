@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use common::*;
+use conversation::EventBody;
 use downstream::fake::FakeConfig;
 use ports::ReceivedMessage;
-use projections::EventBody;
 
 const FIFO_FIXTURE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
+use conversation::{EventBody, SuppressReason};
 use downstream::fake::FakeConfig;
-use projections::{EventBody, SuppressReason};
 
 fn quiet_fake() -> FakeConfig {
     FakeConfig {
@@ -46,7 +46,7 @@ async fn message_ids(h: &Harness, stream: &str) -> Vec<String> {
 }
 
 async fn assert_replay_matches(h: &Harness, stream: &str) {
-    let rebuilt = worker::rebuild(h.backend.events.as_ref(), stream)
+    let rebuilt = conversation::rebuild(h.backend.events.as_ref(), stream)
         .await
         .expect("rebuild");
     let stored = h
@@ -56,7 +56,7 @@ async fn assert_replay_matches(h: &Harness, stream: &str) {
         .await
         .expect("read")
         .expect("projection exists");
-    let stored: projections::Conversation = serde_json::from_str(&stored.state).expect("decodes");
+    let stored: conversation::Conversation = serde_json::from_str(&stored.state).expect("decodes");
     assert_eq!(
         stored, rebuilt,
         "stored projection of {stream} differs from its replay"
@@ -221,7 +221,7 @@ async fn crash_after_tags_resumes_and_replies_once(kind: &str) {
     .await;
     stop_worker(stop, task).await;
     assert_eq!(replies(&h), 1);
-    let c = worker::rebuild(h.backend.events.as_ref(), "T-resume")
+    let c = conversation::rebuild(h.backend.events.as_ref(), "T-resume")
         .await
         .expect("rebuild");
     assert!(
@@ -294,7 +294,7 @@ async fn kill_switch_suppresses_replies_but_records_decisions(kind: &str) {
     let evs = events(&h.backend, "T-kill").await;
     assert!(
         evs.iter()
-            .any(|e| matches!(e.body, EventBody::DecisionMade { .. }))
+            .any(|e| matches!(e.body, EventBody::DecisionMade(_)))
     );
     let suppressed: BTreeSet<_> = evs
         .iter()
@@ -315,7 +315,7 @@ async fn decision_notes(h: &Harness, stream: &str) -> Vec<String> {
         .await
         .into_iter()
         .filter_map(|e| match e.body {
-            EventBody::DecisionMade { note, .. } => Some(note.unwrap_or_default()),
+            EventBody::DecisionMade(d) => Some(d.note.unwrap_or_default()),
             _ => None,
         })
         .collect()
@@ -397,15 +397,18 @@ async fn a_conversation_with_a_human_gets_no_reply_until_handed_back(kind: &str)
     let notes = decision_notes(&h, stream).await;
     assert!(notes[1].contains("handed to a human"), "{notes:?}");
 
-    let back = worker::hand_back(h.backend.events.as_ref(), stream, "ana", "refund handled")
+    let back = conversation::hand_back(h.backend.events.as_ref(), stream, "ana", "refund handled")
         .await
         .expect("hand back");
-    assert!(matches!(back, worker::HandBack::Released(_)), "{back:?}");
+    assert!(
+        matches!(back, conversation::HandBack::Released(_)),
+        "{back:?}"
+    );
     assert_eq!(
-        worker::hand_back(h.backend.events.as_ref(), stream, "ana", "again")
+        conversation::hand_back(h.backend.events.as_ref(), stream, "ana", "again")
             .await
             .expect("second hand back"),
-        worker::HandBack::NotHeld
+        conversation::HandBack::NotHeld
     );
     enqueue(
         &h.backend,

@@ -237,7 +237,7 @@ async fn run_in(args: &ChaosArgs, work: &Path) -> anyhow::Result<bool> {
     let drain_limit = parse_duration(&args.drain_timeout)?;
     let drained = crate::checker::drain(&backend, drain_limit).await;
     serve.stop(Duration::from_secs(30)).await;
-    let rules = worker::rules::Rules::default_rules()?;
+    let rules = conversation::Rules::default_rules()?;
     let (counts, findings) = verify::check(&backend, &tickets, &fake.requests(), &rules).await?;
     drop(backend);
 

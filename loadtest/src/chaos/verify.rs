@@ -13,10 +13,10 @@
 //! - every stream decodes.
 use std::collections::{BTreeMap, HashMap};
 
+use conversation::EventBody;
+use conversation::Rules;
 use downstream::fake::LoggedRequest;
 use ports::Backend;
-use projections::EventBody;
-use worker::rules::Rules;
 
 use super::senders::TicketLog;
 
@@ -109,7 +109,7 @@ pub async fn check(
             c.unacked += 1;
             f.push(found("unacked", t, u.clone()));
         }
-        let events = match worker::read_events(backend.events.as_ref(), &t.ticket).await {
+        let events = match conversation::read_events(backend.events.as_ref(), &t.ticket).await {
             Ok(events) => events,
             Err(e) => {
                 c.corrupt_streams += 1;
@@ -163,7 +163,7 @@ async fn dead_letters(
 /// Each acknowledged message once in the stream, in acceptance order.
 fn stream_order(
     t: &TicketLog,
-    events: &[projections::Event],
+    events: &[conversation::Event],
     dead: &HashMap<String, String>,
     c: &mut Counts,
     f: &mut Vec<Finding>,
@@ -234,7 +234,7 @@ enum End {
 /// Every planned or requested action ends; returns the requested keys.
 fn outcomes(
     t: &TicketLog,
-    events: &[projections::Event],
+    events: &[conversation::Event],
     c: &mut Counts,
     f: &mut Vec<Finding>,
 ) -> BTreeMap<String, String> {
@@ -243,8 +243,8 @@ fn outcomes(
     let mut handoffs = Vec::new();
     for e in events {
         match &e.body {
-            EventBody::DecisionMade { actions, .. } => {
-                for a in actions {
+            EventBody::DecisionMade(d) => {
+                for a in &d.actions {
                     ends.entry(a.key.clone()).or_insert(End::Open);
                 }
             }

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use conversation::HandBack;
 use serde_json::json;
-use worker::HandBack;
 
 use crate::backend_args::BackendArgs;
 
@@ -38,7 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let backend = args.backend.open().await?;
     let by = super::flags::actor(args.by);
-    let outcome = worker::hand_back(
+    let outcome = conversation::hand_back(
         backend.events.as_ref(),
         &args.conversation,
         &by,

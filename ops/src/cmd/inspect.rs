@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use projections::{Event, EventBody};
+use conversation::{Event, EventBody};
 use serde_json::json;
 
 use crate::backend_args::BackendArgs;
@@ -22,7 +22,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let backend = args.backend.open().await?;
-    let events = worker::read_events(backend.events.as_ref(), &args.conversation)
+    let events = conversation::read_events(backend.events.as_ref(), &args.conversation)
         .await
         .context("reading the stream")?;
     let projection = backend
@@ -94,27 +94,20 @@ pub fn describe(e: &Event) -> String {
                 .map(|n| format!(" — {n}"))
                 .unwrap_or_default()
         ),
-        EventBody::DecisionMade {
-            intent,
-            route,
-            confidence,
-            mode,
-            decided_by,
-            tier0,
-            note,
-            template,
-            ..
-        } => format!(
-            "intent {} ({confidence:.2}, by {decided_by}{}) → {} {}{:?}{}",
-            intent.as_deref().unwrap_or("none"),
-            if *tier0 { ", TIER-0" } else { "" },
-            route.as_deref().unwrap_or("-"),
-            template
+        EventBody::DecisionMade(d) => format!(
+            "intent {} ({:.2}, by {}{}) → {} {}{:?}{}",
+            d.intent.as_deref().unwrap_or("none"),
+            d.confidence,
+            d.decided_by.as_str(),
+            if d.tier0 { ", TIER-0" } else { "" },
+            d.route.as_deref().unwrap_or("-"),
+            d.template
                 .as_deref()
                 .map(|t| format!("template {t}, "))
                 .unwrap_or_default(),
-            mode,
-            note.as_deref()
+            d.mode,
+            d.note
+                .as_deref()
                 .map(|n| format!(" — {n}"))
                 .unwrap_or_default()
         ),

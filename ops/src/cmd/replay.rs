@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use projections::Conversation;
+use conversation::Conversation;
 
 use crate::backend_args::BackendArgs;
 
@@ -48,7 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let (mut same, mut differ, mut fixed) = (0usize, 0usize, 0usize);
     for name in &streams {
-        let rebuilt = worker::rebuild(store, name)
+        let rebuilt = conversation::rebuild(store, name)
             .await
             .with_context(|| format!("replaying {name}"))?;
         let stored = store

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use conversation::Rules;
 use downstream::{Downstream, DownstreamConfig, Downstreams};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use worker::rules::Rules;
 
 use crate::backend_args::BackendArgs;
 

@@ -70,7 +70,7 @@ pub async fn stuck_conversations(
             else {
                 continue;
             };
-            let Ok(c) = serde_json::from_str::<projections::Conversation>(&p.state) else {
+            let Ok(c) = serde_json::from_str::<conversation::Conversation>(&p.state) else {
                 continue;
             };
             let idle = c

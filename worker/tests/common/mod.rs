@@ -28,12 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use conversation::Event;
+use conversation::Rules;
 use downstream::fake::{FakeConfig, FakeHandle, FakeServer};
 use downstream::{ApiKey, Downstream, DownstreamConfig, Downstreams};
 use ports::{AwsSettings, Backend, BackendConfig, EmbeddedSettings, OutgoingMessage};
-use projections::Event;
 use tempfile::TempDir;
-use worker::rules::Rules;
 use worker::{Worker, WorkerConfig};
 
 pub struct Harness {
@@ -164,7 +164,7 @@ pub async fn enqueue_with_dedup(backend: &Backend, env: &envelope::Envelope, ded
 }
 
 pub async fn events(backend: &Backend, stream: &str) -> Vec<Event> {
-    worker::read_events(backend.events.as_ref(), stream)
+    conversation::read_events(backend.events.as_ref(), stream)
         .await
         .expect("read stream")
 }

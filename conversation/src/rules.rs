@@ -6,11 +6,21 @@ use std::path::Path;
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
-use crate::WorkerError;
-
-/// Hard guardrails no rules file or flag can lift (DESIGN §5).
+/// Most actions one event may plan, whatever the rules file says (a hard
+/// guardrail, docs/worker.md).
 pub const HARD_MAX_ACTIONS_PER_EVENT: usize = 3;
+/// Most auto-replies per conversation in 24 h, whatever the rules file says.
 pub const HARD_MAX_AUTO_REPLIES_PER_24H: usize = 3;
+
+/// The rules file is invalid. Caller: refuse to start; fix the file.
+#[derive(Debug, thiserror::Error)]
+#[error("rules {source_name}: {reason}")]
+pub struct RulesError {
+    /// The file (or "built-in rules/default.toml").
+    pub source_name: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
 
 const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
 
@@ -28,14 +38,22 @@ struct RulesFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Below this confidence no auto-reply is sent.
     pub min_reply_confidence: f64,
+    /// Most actions one event may plan (at most [`HARD_MAX_ACTIONS_PER_EVENT`]).
     pub max_actions_per_event: usize,
+    /// Most auto-replies per conversation in 24 h (at most [`HARD_MAX_AUTO_REPLIES_PER_24H`]).
     pub max_auto_replies_per_24h: usize,
+    /// The route of a message no intent matched.
     pub default_route: String,
+    /// Tag added to every ticket the worker routed.
     pub processed_tag: String,
+    /// Tag added with the route.
     pub routed_tag: String,
+    /// Tag added once a reply went out.
     pub replied_tag: String,
     #[serde(default = "default_step")]
+    /// Confidence added per extra pattern that matches.
     pub confidence_step: f64,
 }
 
@@ -66,11 +84,17 @@ struct TemplateFile {
 /// One compiled intent.
 #[derive(Debug, Clone)]
 pub struct Intent {
+    /// The intent's name (what decisions record).
     pub name: String,
+    /// Tier-0: never automated, always handed to a human.
     pub tier0: bool,
+    /// Higher wins when several match.
     pub priority: i32,
+    /// Confidence of a one-pattern match.
     pub confidence: f64,
+    /// The route it tags.
     pub route: Option<String>,
+    /// The reply template it calls for.
     pub template: Option<String>,
     patterns: Vec<Regex>,
 }
@@ -86,19 +110,23 @@ impl Intent {
 /// Compiled, validated rules.
 #[derive(Debug, Clone)]
 pub struct Rules {
+    /// Global settings.
     pub settings: Settings,
+    /// Intents, in file order.
     pub intents: Vec<Intent>,
+    /// Reply templates by name.
     pub templates: BTreeMap<String, String>,
 }
 
 impl Rules {
     /// The rules shipped with switchyard.
-    pub fn default_rules() -> Result<Rules, WorkerError> {
+    pub fn default_rules() -> Result<Rules, RulesError> {
         Rules::parse(DEFAULT_RULES, "built-in rules/default.toml")
     }
 
-    pub fn load(path: &Path) -> Result<Rules, WorkerError> {
-        let text = std::fs::read_to_string(path).map_err(|e| WorkerError::Rules {
+    /// Read and parse a rules file.
+    pub fn load(path: &Path) -> Result<Rules, RulesError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RulesError {
             source_name: path.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -106,8 +134,8 @@ impl Rules {
     }
 
     /// Parse and validate; the error names the file and what is wrong.
-    pub fn parse(text: &str, source_name: &str) -> Result<Rules, WorkerError> {
-        let bad = |reason: String| WorkerError::Rules {
+    pub fn parse(text: &str, source_name: &str) -> Result<Rules, RulesError> {
+        let bad = |reason: String| RulesError {
             source_name: source_name.to_owned(),
             reason,
         };

@@ -1,10 +1,10 @@
 //! Handing a conversation back to automation: the operator's way out of
 //! `HandedToHuman` (`switchyard handback CONVERSATION --reason R`).
 use ports::EventStore;
-use projections::{EventBody, HumanHold};
 
-use crate::WorkerError;
-use crate::stream::Stream;
+use crate::event::EventBody;
+use crate::log::{ConversationLog, LogError};
+use crate::state::HumanHold;
 
 /// What [`hand_back`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,16 +23,17 @@ pub async fn hand_back(
     conversation: &str,
     by: &str,
     reason: &str,
-) -> Result<HandBack, WorkerError> {
+) -> Result<HandBack, LogError> {
     let causation = format!("op:handback:{}", uuid::Uuid::now_v7());
-    let released = Stream::append_at_version(events, conversation, &causation, None, |state| {
-        let hold = state.human_hold.clone()?;
-        let back = EventBody::HandedBack {
-            by: by.to_owned(),
-            reason: reason.to_owned(),
-        };
-        Some((hold, vec![back]))
-    })
-    .await?;
+    let released =
+        ConversationLog::append_at_version(events, conversation, &causation, None, |state| {
+            let hold = state.human_hold.clone()?;
+            let back = EventBody::HandedBack {
+                by: by.to_owned(),
+                reason: reason.to_owned(),
+            };
+            Some((hold, vec![back]))
+        })
+        .await?;
     Ok(released.map_or(HandBack::NotHeld, HandBack::Released))
 }

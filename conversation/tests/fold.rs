@@ -2,9 +2,9 @@
 //! (folded incrementally, serialized between every step as the worker does)
 //! always equals a replay of the whole stream.
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use projections::{
-    Action, ActionOutcome, Author, Conversation, ConversationStatus, DecisionMode, Event,
-    EventBody, IntentMatch, SuppressReason, replay,
+use conversation::{
+    Action, ActionOutcome, Author, Conversation, ConversationStatus, DecidedBy, Decision,
+    DecisionMode, Event, EventBody, IntentMatch, SuppressReason, replay,
 };
 use proptest::prelude::*;
 
@@ -45,7 +45,7 @@ fn received(id: &str, author: Author) -> EventBody {
 }
 
 fn decided(intent: &str, route: Option<&str>) -> EventBody {
-    EventBody::DecisionMade {
+    EventBody::DecisionMade(Decision {
         intents: vec![IntentMatch {
             intent: intent.into(),
             confidence: 0.9,
@@ -55,11 +55,12 @@ fn decided(intent: &str, route: Option<&str>) -> EventBody {
         confidence: 0.9,
         template: None,
         mode: DecisionMode::Live,
-        decided_by: "rules".into(),
+        decided_by: DecidedBy::Rules,
         tier0: false,
         note: None,
+        guardrail: None,
         actions: vec![],
-    }
+    })
 }
 
 fn reply(key: &str) -> EventBody {
@@ -178,8 +179,8 @@ fn retryable_failure_stays_pending_and_counts_attempts() {
 #[test]
 fn planned_actions_are_pending_until_requested_and_done() {
     let mut decision = decided("order_status", Some("route-orders"));
-    if let EventBody::DecisionMade { actions, .. } = &mut decision {
-        actions.push(projections::PlannedAction {
+    if let EventBody::DecisionMade(d) = &mut decision {
+        d.actions.push(conversation::PlannedAction {
             key: "k1".into(),
             action: Action::AddTags {
                 ticket_id: "T1".into(),
@@ -192,12 +193,12 @@ fn planned_actions_are_pending_until_requested_and_done() {
     let p = c.pending.get("k1").expect("planned action pending");
     assert_eq!(
         (p.state, p.attempts),
-        (projections::ActionState::Planned, 0)
+        (conversation::ActionState::Planned, 0)
     );
     let c = c.apply(&stream(vec![(0, tags("k1", &["x"]))]).remove(0));
     assert_eq!(
         c.pending.get("k1").map(|p| (p.state, p.attempts)),
-        Some((projections::ActionState::Requested, 1))
+        Some((conversation::ActionState::Requested, 1))
     );
 }
 
@@ -225,8 +226,8 @@ fn arb_body() -> impl Strategy<Value = EventBody> {
         )
             .prop_map(|(i, r, k)| {
                 let mut d = decided(i, r.then_some("route-x"));
-                if let EventBody::DecisionMade { actions, .. } = &mut d {
-                    actions.push(projections::PlannedAction {
+                if let EventBody::DecisionMade(d) = &mut d {
+                    d.actions.push(conversation::PlannedAction {
                         key: k.into(),
                         action: Action::AddTags {
                             ticket_id: "T".into(),
