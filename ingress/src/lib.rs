@@ -11,6 +11,7 @@
 //! - `error.rs` — [`IngressError`] and the `{error, reason}` rejection.
 //! - `auth.rs` — token (constant time, rotation) and optional HMAC.
 //! - `limits.rs` — content type (415) and body size (413).
+//! - `aws_names.rs` — SNS topic ARNs and host names, and their regions.
 //! - `sns/` — SNS message canonicalization and signature verification.
 //! - `normalize.rs` — the only caller of the envelope crate.
 //! - `flow.rs` — ledger → queue → ledger: the idempotency flow.
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod aws_names;
 mod config;
 mod error;
 mod flow;
