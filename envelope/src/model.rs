@@ -271,6 +271,70 @@ impl Message {
     }
 }
 
+impl Customer {
+    /// Canonical form, as in [`Envelope::write_identity`].
+    fn write_identity<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        let Customer { email, phone, id } = self;
+        let mut c = Object::open(out)?;
+        c.field("email", email)?;
+        c.field("id", id)?;
+        c.field("phone", phone)?;
+        c.close()
+    }
+}
+
+impl EmailInfo {
+    /// Canonical form, as in [`Envelope::write_identity`].
+    fn write_identity<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        let EmailInfo {
+            message_id,
+            from,
+            to,
+            cc,
+            subject,
+            in_reply_to,
+            references,
+        } = self;
+        let mut e = Object::open(out)?;
+        e.field("cc", cc)?;
+        e.field("from", from)?;
+        e.field("in_reply_to", in_reply_to)?;
+        e.field("message_id", message_id)?;
+        e.field("references", references)?;
+        e.field("subject", subject)?;
+        e.field("to", to)?;
+        e.close()
+    }
+}
+
+impl RichpanelInfo {
+    /// Canonical form, as in [`Envelope::write_identity`], with tags and
+    /// assignee as `labels` says.
+    fn write_identity<W: Write>(&self, out: &mut W, labels: Labels) -> io::Result<()> {
+        let RichpanelInfo {
+            tags,
+            assignee_id,
+            ticket_id,
+            ticket_url,
+            trigger: _,
+        } = self;
+        let mut r = Object::open(out)?;
+        match labels {
+            Labels::Blank => {
+                r.field("assignee_id", &None::<String>)?;
+                r.field("tags", &[] as &[String])?;
+            }
+            Labels::AsSent => {
+                r.field("assignee_id", assignee_id)?;
+                r.field("tags", tags)?;
+            }
+        }
+        r.present("ticket_id", ticket_id)?;
+        r.present("ticket_url", ticket_url)?;
+        r.close()
+    }
+}
+
 impl Envelope {
     /// SQS `MessageGroupId`: the conversation, hashed when SQS would refuse it.
     pub fn group_id(&self) -> String {
@@ -346,59 +410,11 @@ impl Envelope {
         }
         o.field("channel", channel)?;
         o.field("conversation_id", conversation_id)?;
-        o.with("customer", |w| {
-            let Customer { email, phone, id } = customer;
-            let mut c = Object::open(w)?;
-            c.field("email", email)?;
-            c.field("id", id)?;
-            c.field("phone", phone)?;
-            c.close()
-        })?;
-        o.with("email", |w| {
-            let EmailInfo {
-                message_id,
-                from,
-                to,
-                cc,
-                subject,
-                in_reply_to,
-                references,
-            } = email;
-            let mut e = Object::open(w)?;
-            e.field("cc", cc)?;
-            e.field("from", from)?;
-            e.field("in_reply_to", in_reply_to)?;
-            e.field("message_id", message_id)?;
-            e.field("references", references)?;
-            e.field("subject", subject)?;
-            e.field("to", to)?;
-            e.close()
-        })?;
+        o.with("customer", |w| customer.write_identity(w))?;
+        o.with("email", |w| email.write_identity(w))?;
         o.field("event_id", event_id)?;
         o.with("message", |w| message.write_identity(w))?;
-        o.with("richpanel", |w| {
-            let RichpanelInfo {
-                tags,
-                assignee_id,
-                ticket_id,
-                ticket_url,
-                trigger: _,
-            } = richpanel;
-            let mut r = Object::open(w)?;
-            match labels {
-                Labels::Blank => {
-                    r.field("assignee_id", &None::<String>)?;
-                    r.field("tags", &[] as &[String])?;
-                }
-                Labels::AsSent => {
-                    r.field("assignee_id", assignee_id)?;
-                    r.field("tags", tags)?;
-                }
-            }
-            r.present("ticket_id", ticket_id)?;
-            r.present("ticket_url", ticket_url)?;
-            r.close()
-        })?;
+        o.with("richpanel", |w| richpanel.write_identity(w, labels))?;
         o.field("schema_version", schema_version)?;
         o.close()
     }
