@@ -81,7 +81,7 @@ impl FlagCache {
     }
 
     fn fallback(&self, why: &str) -> Flags {
-        metrics::counter!("downstream_flag_read_failures_total").increment(1);
+        crate::metrics::flag_read_failure();
         let stale = self
             .lock()
             .as_ref()

@@ -89,7 +89,7 @@ pub struct Machine {
 
 impl Machine {
     pub fn new(name: &'static str, cfg: BreakerConfig, clock: Arc<dyn Clock>) -> Self {
-        metrics::gauge!("downstream_breaker_state", "downstream" => name).set(0.0);
+        crate::metrics::breaker_state(name, BreakerState::Closed.gauge());
         Machine {
             name,
             cfg,
@@ -205,10 +205,8 @@ impl Machine {
         if from == to {
             return;
         }
-        metrics::counter!("downstream_breaker_transitions_total",
-            "downstream" => self.name, "from" => from.as_str(), "to" => to.as_str())
-        .increment(1);
-        metrics::gauge!("downstream_breaker_state", "downstream" => self.name).set(to.gauge());
+        crate::metrics::breaker_transition(self.name, from.as_str(), to.as_str());
+        crate::metrics::breaker_state(self.name, to.gauge());
         if to == BreakerState::Open {
             tracing::warn!(
                 downstream = self.name,

@@ -90,16 +90,14 @@ impl Limiter {
                 None => match self.governor.check() {
                     Ok(()) => {
                         let waited = start.elapsed();
-                        metrics::histogram!("downstream_bucket_wait_seconds", "bucket" => self.name)
-                            .record(waited.as_secs_f64());
+                        crate::metrics::bucket_wait(self.name, waited.as_secs_f64());
                         return Ok(());
                     }
                     Err(not_until) => now + not_until.wait_time_from(TokioClock.now()),
                 },
             };
             if ready_at > deadline {
-                metrics::counter!("downstream_bucket_exhausted_total", "bucket" => self.name)
-                    .increment(1);
+                crate::metrics::bucket_exhausted(self.name);
                 return Err(Exhausted {
                     retry_after: ready_at.duration_since(start),
                 });
@@ -115,7 +113,7 @@ impl Limiter {
         if p.is_none_or(|old| old < until) {
             *p = Some(until);
         }
-        metrics::counter!("downstream_bucket_paused_total", "bucket" => self.name).increment(1);
+        crate::metrics::bucket_paused(self.name);
         tracing::info!(
             bucket = self.name,
             pause_ms = d.as_millis() as u64,

@@ -105,9 +105,7 @@ impl Around for KillSwitchGate {
             if let Err(s) = check(&self.flags.get().await, &req) {
                 let e = CallError::from(s);
                 let reason = e.suppression_reason().unwrap_or("other");
-                metrics::counter!("downstream_suppressed_total",
-                    "downstream" => req.downstream.as_str(), "reason" => reason)
-                .increment(1);
+                crate::metrics::suppressed(req.downstream.as_str(), reason);
                 tracing::info!(downstream = %req.downstream, reason, "downstream call suppressed");
                 return Err(e);
             }

@@ -135,7 +135,7 @@ where
                 })
                 .adjust(|e, delay| delay.map(|d| next_delay(d, e)))
                 .notify(move |e, d| {
-                    metrics::counter!("downstream_retries_total", "downstream" => ds).increment(1);
+                    crate::metrics::retry(ds);
                     tracing::debug!(downstream = ds, error = %e, delay_ms = d.as_millis() as u64, "retrying");
                 })
                 .await

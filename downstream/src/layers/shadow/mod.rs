@@ -39,8 +39,7 @@ impl Around for ShadowGate {
     {
         async move {
             if req.write && (req.auth.is_none() || self.flags.get().await.shadow) {
-                metrics::counter!("downstream_shadowed_total", "downstream" => req.downstream.as_str())
-                    .increment(1);
+                crate::metrics::shadowed(req.downstream.as_str());
                 return Ok(Reply::Shadowed(req.recorded()));
             }
             call_inner(inner, req).await

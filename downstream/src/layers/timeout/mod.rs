@@ -49,7 +49,7 @@ impl Around for TimeoutGate {
             match tokio::time::timeout(timeout, call_inner(inner, req)).await {
                 Ok(r) => r,
                 Err(_) => {
-                    metrics::counter!("downstream_timeouts_total", "downstream" => ds).increment(1);
+                    crate::metrics::timeout(ds);
                     Err(Elapsed(timeout).into())
                 }
             }
