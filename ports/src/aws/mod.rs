@@ -19,6 +19,7 @@
 //! - `flags.rs` — [`crate::FlagStore`] on a DynamoDB table.
 //! - `secrets.rs` — [`crate::SecretSource`] on Secrets Manager.
 //! - `blobs.rs` — [`crate::BlobStore`] on S3.
+//! - `local.rs` — whether the local AWS-protocol servers of the tests are there.
 //! - `provision.rs` — `switchyard init --backend aws`: create what is missing.
 mod blobs;
 mod dlq;
@@ -27,6 +28,7 @@ mod events;
 mod flags;
 mod item;
 mod ledger;
+mod local;
 pub mod provision;
 mod queue;
 mod secrets;
@@ -39,6 +41,7 @@ use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
 
 use crate::{AwsSettings, Backend, PortError, Result, Secrets};
 
+pub use local::{SERVERS_NOT_SET, TESTS_ENV, local_servers_configured, require_local_servers};
 pub use provision::{ensure_bucket, provision};
 
 /// Names of everything the AWS backend uses, derived from the prefix.
