@@ -1,5 +1,6 @@
 //! Envelope v1: the versioned contract every Richpanel webhook and inbound
-//! email is normalized into before it is queued (DESIGN §3).
+//! email is normalized into before it is queued (`docs/architecture.md`,
+//! "Envelope v1").
 //!
 //! ```no_run
 //! use envelope::{normalize, NormalizeConfig, Normalized, Source};

@@ -1,6 +1,7 @@
-//! The envelope v1 types (DESIGN §3), plus a few additive optional fields
-//! (documented on each; absent fields decode to their defaults, so a v1
-//! reader that does not know them still reads the envelope).
+//! The envelope v1 types (`docs/architecture.md`, "Envelope v1"), plus a
+//! few additive optional fields (documented on each; absent fields decode
+//! to their defaults, so a v1 reader that does not know them still reads
+//! the envelope).
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};

@@ -1,5 +1,6 @@
-//! The ack-fast webhook endpoint (DESIGN §1 step 1): authenticate → bound
-//! the body → normalize → idempotency ledger → FIFO queue → answer.
+//! The ack-fast webhook endpoint, the first step of the flow
+//! (`docs/architecture.md`, "Flow"): authenticate → bound the body →
+//! normalize → idempotency ledger → FIFO queue → answer.
 //!
 //! One app, two entry points: [`Ingress::router`] is served over HTTP by
 //! `switchyard serve` / `switchyard ingress` and by the Lambda binary

@@ -24,7 +24,7 @@
 //!   Reason: SQS suppresses a dedup id for 5 minutes after its *first* send,
 //!   even once deleted, so re-sending the original id within that window
 //!   would be accepted and silently dropped (moto does not enforce this,
-//!   see LOCAL-AWS.md). Retrying the same redrive stays deduplicated.
+//!   see `docs/aws.md`). Retrying the same redrive stays deduplicated.
 use std::time::Duration;
 
 use async_trait::async_trait;

@@ -5,7 +5,9 @@
 //! server errors, timeouts and connection errors; 4xx and 429 are neutral.
 //! Every transition is a metric (`downstream_breaker_transitions_total`,
 //! gauge `downstream_breaker_state`: 0 closed, 1 half-open, 2 open) and a log
-//! line. No maintained crate fits (see CRATES.md), hence this small one.
+//! line. No crate is both maintained and stable (`failsafe` has been
+//! dormant since 2024, `tower-resilience` is pre-1.0 with frequent breaking
+//! changes), hence this small one with an injectable clock.
 mod state;
 
 use std::sync::{Arc, Mutex};
