@@ -10,6 +10,7 @@ use tower::Service;
 use crate::layers::ResponseFuture;
 use crate::{CallError, DownRequest, HttpReply, Method, Reply};
 
+/// The innermost service: sends a [`DownRequest`] with `reqwest`.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,

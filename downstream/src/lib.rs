@@ -20,6 +20,7 @@
 //! - `downstreams.rs` — [`Downstreams`], the handle the worker holds.
 //! - `fake/` — [`fake::FakeServer`], the fake downstreams (also `fake-downstream` binary).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod clients;
 pub mod config;

@@ -21,6 +21,7 @@
 //! - `trace.rs` — W3C `traceparent` for the queue message.
 //! - `lambda.rs` — building the backend from the Lambda environment.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod auth;
 mod aws_names;

@@ -17,6 +17,7 @@
 //! - `embedded/` — SQLite adapters (WAL, group commit on one writer thread).
 //! - `aws/` — AWS SDK adapters; SDK errors are translated there, once.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod aws;
 mod backend;

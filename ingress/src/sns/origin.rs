@@ -26,16 +26,23 @@ pub enum OriginError {
         "the SES route is disabled: no SNS topic allowlist is configured (SWITCHYARD_SNS_TOPIC_ARNS)"
     )]
     RouteDisabled,
+    /// The topic (the ARN given) is not on the allowlist.
     #[error("TopicArn {0} is not on this endpoint's allowlist")]
     TopicNotAllowed(String),
+    /// `TopicArn` is not an SNS topic ARN.
     #[error("TopicArn is not an SNS topic ARN")]
     NotATopic,
+    /// `Timestamp` is not an ISO 8601 time.
     #[error("Timestamp is not an ISO 8601 time")]
     BadTimestamp,
+    /// Older than accepted: its age and the most accepted, in seconds.
     #[error("message is {0} s old, older than the {1} s accepted")]
     Stale(i64, u64),
+    /// `Timestamp` lies this many seconds in the future.
     #[error("Timestamp lies {0} s in the future")]
     Future(i64),
+    /// A URL (the field named) on an AWS host of another region than the
+    /// topic's: the field, the URL's region, the topic's region.
     #[error("{0} is in region {1}, the topic in {2}")]
     RegionMismatch(&'static str, String, String),
 }

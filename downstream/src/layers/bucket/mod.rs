@@ -34,6 +34,7 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("no token within the wait bound (needed {retry_after:?})")]
 pub struct Exhausted {
+    /// The wait that would have been needed.
     pub retry_after: Duration,
 }
 
@@ -132,9 +133,11 @@ pub struct BucketGate {
     limiter: Arc<Limiter>,
 }
 
+/// The token bucket as a tower layer.
 pub type BucketLayer = AroundLayer<BucketGate>;
 
 impl BucketLayer {
+    /// The layer taking tokens from `limiter`.
     pub fn new(limiter: Arc<Limiter>) -> Self {
         AroundLayer(BucketGate { limiter })
     }

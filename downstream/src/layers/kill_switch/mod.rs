@@ -22,14 +22,19 @@ use crate::{CallError, DownRequest, Downstream, Reply};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Suppressed {
     #[error("kill switch {0}")]
+    /// The kill switch, with its scope.
     KillSwitch(&'static str),
     #[error("{0} paused")]
+    /// `pause.<downstream>` is on.
     Paused(Downstream),
     #[error("safe mode")]
+    /// Safe mode: route only.
     SafeMode,
     #[error("channel {0} disabled")]
+    /// `channel.<name>` is off.
     ChannelDisabled(String),
     #[error("template {0} disabled")]
+    /// `template.<id>` is off.
     TemplateDisabled(String),
 }
 
@@ -83,9 +88,12 @@ pub struct KillSwitchGate {
     flags: Arc<FlagCache>,
 }
 
+/// The kill switch, pause, safe mode and channel/template checks as a
+/// tower layer.
 pub type KillSwitchLayer = AroundLayer<KillSwitchGate>;
 
 impl KillSwitchLayer {
+    /// The layer reading `flags`.
     pub fn new(flags: Arc<FlagCache>) -> Self {
         AroundLayer(KillSwitchGate { flags })
     }

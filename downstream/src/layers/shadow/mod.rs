@@ -19,9 +19,11 @@ pub struct ShadowGate {
     flags: Arc<FlagCache>,
 }
 
+/// Shadow mode as a tower layer.
 pub type ShadowLayer = AroundLayer<ShadowGate>;
 
 impl ShadowLayer {
+    /// The layer reading `flags`.
     pub fn new(flags: Arc<FlagCache>) -> Self {
         AroundLayer(ShadowGate { flags })
     }

@@ -25,9 +25,11 @@ pub struct TimeoutGate {
     timeout: Duration,
 }
 
+/// The per-call timeout as a tower layer.
 pub type TimeoutLayer = AroundLayer<TimeoutGate>;
 
 impl TimeoutLayer {
+    /// The layer bounding each call to `timeout`.
     pub fn new(timeout: Duration) -> Self {
         AroundLayer(TimeoutGate { timeout })
     }
