@@ -24,7 +24,9 @@ impl fmt::Debug for ApiKey {
 pub struct RetryConfig {
     /// Retries after the first attempt (0 disables retrying).
     pub max_retries: usize,
+    /// First backoff delay; it doubles per retry (with full jitter).
     pub base_delay_ms: u64,
+    /// Longest backoff delay.
     pub max_delay_ms: u64,
     /// Retries allowed as a share of recent requests (tower `TpsBudget`).
     pub budget_percent: f32,
@@ -73,8 +75,11 @@ impl Default for BreakerConfig {
 /// The bucket releases one token every `period_ms / requests`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuotaConfig {
+    /// Tokens per period.
     pub requests: u32,
+    /// The period.
     pub period_ms: u64,
+    /// Most tokens held at once.
     pub burst: u32,
 }
 
@@ -88,9 +93,13 @@ pub struct EndpointConfig {
     /// `None` ⇒ the secret named by [`Downstream`] in the secrets port is
     /// tried; none there either ⇒ writes are shadowed.
     pub api_key: Option<ApiKey>,
+    /// Bound on one call, per attempt.
     pub timeout_ms: u64,
+    /// Retry tuning.
     pub retry: RetryConfig,
+    /// Circuit-breaker tuning.
     pub breaker: BreakerConfig,
+    /// Quota (token bucket).
     pub quota: QuotaConfig,
 }
 
@@ -98,10 +107,13 @@ pub struct EndpointConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DownstreamConfig {
+    /// Richpanel REST.
     pub richpanel: EndpointConfig,
+    /// OpenAI-compatible chat completions.
     pub openai: EndpointConfig,
     /// Chat model for classification.
     pub openai_model: String,
+    /// Shopify Admin REST.
     pub shopify: EndpointConfig,
     /// Shopify Admin REST API version, e.g. `2025-01`.
     pub shopify_api_version: String,
@@ -178,7 +190,9 @@ impl Default for DownstreamConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name}: {problem}")]
 pub struct ConfigError {
+    /// The variable.
     pub name: String,
+    /// What is wrong with its value.
     pub problem: String,
 }
 
@@ -307,6 +321,7 @@ impl DownstreamConfig {
         Ok(())
     }
 
+    /// The endpoint config of `ds`.
     pub fn endpoint(&self, ds: Downstream) -> &EndpointConfig {
         match ds {
             Downstream::Richpanel => &self.richpanel,
@@ -315,6 +330,7 @@ impl DownstreamConfig {
         }
     }
 
+    /// The endpoint config of `ds`, to change.
     pub fn endpoint_mut(&mut self, ds: Downstream) -> &mut EndpointConfig {
         match ds {
             Downstream::Richpanel => &mut self.richpanel,

@@ -101,16 +101,20 @@ impl Downstreams {
         }
     }
 
+    /// The Richpanel client.
     pub fn richpanel(&self) -> Richpanel {
         Richpanel::new(self.clone())
     }
+    /// The OpenAI-compatible client.
     pub fn openai(&self) -> OpenAi {
         OpenAi::new(self.clone())
     }
+    /// The Shopify client.
     pub fn shopify(&self) -> Shopify {
         Shopify::new(self.clone())
     }
 
+    /// The configuration the clients were built with.
     pub fn config(&self) -> &DownstreamConfig {
         &self.inner.cfg
     }

@@ -16,17 +16,29 @@ pub enum CallError {
     /// `all_writes`). Worker: record `ActionSuppressed("kill_switch")`, do
     /// not retry; the decision itself is still recorded.
     #[error("kill switch ({scope}) forbids this call")]
-    KillSwitch { scope: &'static str },
+    KillSwitch {
+        /// `auto_replies` or `all_writes`.
+        scope: &'static str,
+    },
     /// `pause.<downstream>` is on. Worker: record `ActionSuppressed("paused")`;
     /// hand the conversation to a human if the call was needed.
     #[error("downstream {downstream} is paused")]
-    Paused { downstream: Downstream },
+    Paused {
+        /// The paused downstream.
+        downstream: Downstream,
+    },
     /// `channel.<name>` is off. Worker: record `ActionSuppressed`, no retry.
     #[error("channel {channel} is disabled")]
-    ChannelDisabled { channel: String },
+    ChannelDisabled {
+        /// The disabled channel.
+        channel: String,
+    },
     /// `template.<id>` is off. Worker: record `ActionSuppressed`, no retry.
     #[error("template {template} is disabled")]
-    TemplateDisabled { template: String },
+    TemplateDisabled {
+        /// The disabled template.
+        template: String,
+    },
     /// Safe mode: route-only (no customer-facing writes) and no optional
     /// enrichment. Worker: record `ActionSuppressed("safe_mode")`.
     #[error("safe mode: route-only, enrichment off")]
@@ -34,13 +46,19 @@ pub enum CallError {
     /// The circuit breaker of this downstream is open. Worker: fall back to
     /// human routing (`HandedToHuman`), record `ActionSuppressed("breaker_open")`.
     #[error("circuit breaker for {downstream} is open")]
-    CircuitOpen { downstream: Downstream },
+    CircuitOpen {
+        /// The downstream whose breaker is open.
+        downstream: Downstream,
+    },
     /// No token within the in-memory wait bound, or a 429 whose
     /// `Retry-After` is longer than that bound (or that survived retries).
     /// Worker: retry the message later through queue visibility (at least
     /// `retry_after` when given); do not hold it in memory.
     #[error("rate limited (retry after {retry_after:?})")]
-    RateLimited { retry_after: Option<Duration> },
+    RateLimited {
+        /// How long to wait, when known.
+        retry_after: Option<Duration>,
+    },
     /// The call took longer than the per-call timeout (after retries).
     /// Worker: retry the message later through visibility.
     #[error("downstream call timed out")]
@@ -49,7 +67,12 @@ pub enum CallError {
     /// up): retry later through visibility; otherwise (400/401/403/404/422)
     /// a permanent failure: record `ActionFailed`, hand to a human.
     #[error("downstream answered HTTP {status}")]
-    Http { status: u16, retryable: bool },
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// Whether a later retry may succeed (408, 5xx).
+        retryable: bool,
+    },
     /// Connection-level failure (DNS, refused, reset). Worker: retry later.
     #[error("transport error: {0}")]
     Transport(String),

@@ -27,6 +27,9 @@ pub struct FlagCache {
 }
 
 impl FlagCache {
+    /// A cache of `store`, each read reused for `ttl`. The flags are never
+    /// less strict than the environment's floors `kill_floor` and
+    /// `shadow_floor`, whatever the store says.
     pub fn new(
         store: Arc<dyn FlagStore>,
         ttl: Duration,
@@ -81,7 +84,7 @@ impl FlagCache {
     }
 
     fn fallback(&self, why: &str) -> Flags {
-        metrics::counter!("downstream_flag_read_failures_total").increment(1);
+        crate::metrics::flag_read_failure();
         let stale = self
             .lock()
             .as_ref()

@@ -10,6 +10,7 @@ use tower::Service;
 use crate::layers::ResponseFuture;
 use crate::{CallError, DownRequest, HttpReply, Method, Reply};
 
+/// The innermost service: sends a [`DownRequest`] with `reqwest`.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
@@ -69,11 +70,11 @@ async fn send(client: &reqwest::Client, req: DownRequest) -> Result<Reply, CallE
     let started = std::time::Instant::now();
     let resp = builder.send().await.map_err(map_err)?;
     let status = resp.status().as_u16();
-    metrics::histogram!("downstream_call_seconds", "downstream" => req.downstream.as_str())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("downstream_responses_total",
-        "downstream" => req.downstream.as_str(), "status" => status.to_string())
-    .increment(1);
+    crate::metrics::response(
+        req.downstream.as_str(),
+        status,
+        started.elapsed().as_secs_f64(),
+    );
     if !(200..300).contains(&status) {
         let retry_after = resp
             .headers()

@@ -15,10 +15,12 @@
 //! - `layers/` — one folder per layer, each with its named error and tests.
 //! - `stack.rs` — the one place the layers are composed, and why in that order.
 //! - `http.rs` — the innermost `reqwest` service.
+//! - `metrics.rs` — the crate's metric names and their recording helpers.
 //! - `clients/` — typed Richpanel, OpenAI-compatible and Shopify clients.
 //! - `downstreams.rs` — [`Downstreams`], the handle the worker holds.
 //! - `fake/` — [`fake::FakeServer`], the fake downstreams (also `fake-downstream` binary).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod clients;
 pub mod config;
@@ -28,6 +30,7 @@ pub mod fake;
 pub mod flags;
 pub mod http;
 pub mod layers;
+pub mod metrics;
 mod request;
 pub mod stack;
 

@@ -9,12 +9,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Downstream {
+    /// Richpanel REST (tickets, messages, tags).
     Richpanel,
+    /// An OpenAI-compatible chat completions API.
     Openai,
+    /// Shopify Admin REST (orders).
     Shopify,
 }
 
 impl Downstream {
+    /// Every downstream.
     pub const ALL: [Downstream; 3] = [
         Downstream::Richpanel,
         Downstream::Openai,
@@ -43,13 +47,18 @@ impl fmt::Display for Downstream {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
+    /// Richpanel reads.
     RichpanelRead,
+    /// Richpanel writes.
     RichpanelWrite,
+    /// OpenAI-compatible calls.
     Openai,
+    /// Shopify calls.
     Shopify,
 }
 
 impl Bucket {
+    /// The bucket's name in metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Bucket::RichpanelRead => "richpanel_read",
@@ -78,7 +87,9 @@ pub struct CallContext {
 /// A credential header. Its `Debug` never shows the value.
 #[derive(Clone)]
 pub struct Auth {
+    /// The header's name.
     pub header: &'static str,
+    /// The credential.
     pub value: String,
 }
 
@@ -91,15 +102,19 @@ impl fmt::Debug for Auth {
 /// HTTP method subset the clients use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Method {
+    /// `GET`.
     #[serde(rename = "GET")]
     Get,
+    /// `POST`.
     #[serde(rename = "POST")]
     Post,
+    /// `PUT`.
     #[serde(rename = "PUT")]
     Put,
 }
 
 impl Method {
+    /// The method's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -112,10 +127,15 @@ impl Method {
 /// One downstream call, fully built (cheap to clone: retries resend it).
 #[derive(Debug, Clone)]
 pub struct DownRequest {
+    /// Whom it goes to.
     pub downstream: Downstream,
+    /// Which token bucket it takes from.
     pub bucket: Bucket,
+    /// The HTTP method.
     pub method: Method,
+    /// The full URL.
     pub url: String,
+    /// The JSON body, if any.
     pub body: Option<Arc<serde_json::Value>>,
     /// Changes state downstream (a Richpanel update). Writes are what the
     /// kill switch and shadow mode stop; reads pass.
@@ -137,6 +157,8 @@ impl DownRequest {
             body: self.body.as_deref().cloned(),
         }
     }
+    /// Whether it puts a message in front of the customer (see
+    /// [`CallContext::customer_facing`]).
     pub fn customer_facing(&self) -> bool {
         self.ctx.as_ref().is_some_and(|c| c.customer_facing)
     }
@@ -145,21 +167,27 @@ impl DownRequest {
 /// A request as it would have gone out (no credential headers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedRequest {
+    /// The HTTP method.
     pub method: String,
+    /// The full URL.
     pub url: String,
+    /// The JSON body, if any.
     pub body: Option<serde_json::Value>,
 }
 
 /// A 2xx answer.
 #[derive(Debug, Clone)]
 pub struct HttpReply {
+    /// The status.
     pub status: u16,
+    /// The body.
     pub body: bytes::Bytes,
 }
 
 /// What the stack returns.
 #[derive(Debug, Clone)]
 pub enum Reply {
+    /// Sent; the downstream answered 2xx.
     Sent(HttpReply),
     /// Shadow mode: built, recorded, not sent.
     Shadowed(RecordedRequest),
@@ -169,9 +197,15 @@ pub enum Reply {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOutcome {
     /// The downstream accepted it with this status.
-    Sent { status: u16 },
+    Sent {
+        /// The HTTP status answered.
+        status: u16,
+    },
     /// Shadow mode: `request` is exactly what would have been sent.
-    Shadowed { request: RecordedRequest },
+    Shadowed {
+        /// The request as built.
+        request: RecordedRequest,
+    },
 }
 
 impl From<Reply> for WriteOutcome {

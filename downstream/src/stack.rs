@@ -47,9 +47,14 @@ pub type Stack = BoxCloneSyncService<DownRequest, Reply, CallError>;
 /// Shared state one downstream's stack draws on.
 #[derive(Debug, Clone)]
 pub struct StackParts {
+    /// The flags every gate reads.
     pub flags: Arc<FlagCache>,
+    /// The downstream's circuit breaker.
     pub breaker: Arc<Breaker>,
+    /// Its token bucket.
     pub limiter: Arc<Limiter>,
+    /// Longest a call may wait in memory (for a token, or a retry's
+    /// `Retry-After`).
     pub max_wait: Duration,
 }
 

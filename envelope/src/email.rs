@@ -91,12 +91,7 @@ struct Parsed {
 }
 
 fn parse(raw: &[u8], cfg: &NormalizeConfig) -> Result<Parsed, NormalizeError> {
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err(NormalizeError::InvalidEmail("empty message".into()));
-    }
-    let msg = MessageParser::default()
-        .parse(raw)
-        .ok_or_else(|| NormalizeError::InvalidEmail("not an RFC 5322 message".into()))?;
+    let msg = parse_message(raw)?;
     let message_id = msg.message_id().map(clean_id).filter(|s| !s.is_empty());
     let from_address = msg.from().and_then(first_address);
     let subject = msg.subject().map(str::to_owned);
@@ -104,15 +99,6 @@ fn parse(raw: &[u8], cfg: &NormalizeConfig) -> Result<Parsed, NormalizeError> {
         .date()
         .filter(|d| d.is_valid())
         .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0));
-    // mail-parser reads any first line as a header name; a real field name
-    // has no whitespace.
-    let has_header = msg.headers().iter().any(|h| {
-        let name = h.name();
-        !name.is_empty() && !name.contains(|c: char| c.is_whitespace())
-    });
-    if !has_header {
-        return Err(NormalizeError::InvalidEmail("no header found".into()));
-    }
     let to = msg.to().map(addresses).unwrap_or_default();
     let cc = msg.cc().map(addresses).unwrap_or_default();
     let in_reply_to = id_list(msg.in_reply_to()).into_iter().next();
@@ -141,23 +127,7 @@ fn parse(raw: &[u8], cfg: &NormalizeConfig) -> Result<Parsed, NormalizeError> {
         .cloned()
         .unwrap_or_else(|| format!("content:{}", content_hash()));
 
-    let attachments = msg
-        .attachments()
-        .map(|part| {
-            let ct = part.content_type().map(|ct| match ct.subtype() {
-                Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
-                None => ct.ctype().to_ascii_lowercase(),
-            });
-            let name = part.attachment_name().map(str::to_owned);
-            Attachment {
-                kind: AttachmentKind::classify(ct.as_deref(), name.as_deref()),
-                url: None,
-                size_bytes: Some(part.len() as u64),
-                name,
-                content_type: ct,
-            }
-        })
-        .collect();
+    let attachments = msg.attachments().map(attachment).collect();
     let cut = truncate(full_text.trim(), cfg.max_text_chars);
     // Ids are derived above from the full lists; the envelope keeps capped ones.
     Ok(Parsed {
@@ -184,6 +154,43 @@ fn parse(raw: &[u8], cfg: &NormalizeConfig) -> Result<Parsed, NormalizeError> {
     })
 }
 
+/// Parse `raw`, refusing what is not an email: blank input, or input
+/// without a single header field.
+fn parse_message(raw: &[u8]) -> Result<mail_parser::Message<'_>, NormalizeError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(NormalizeError::InvalidEmail("empty message".into()));
+    }
+    let msg = MessageParser::default()
+        .parse(raw)
+        .ok_or_else(|| NormalizeError::InvalidEmail("not an RFC 5322 message".into()))?;
+    // mail-parser reads any first line as a header name; a real field name
+    // has no whitespace.
+    let has_header = msg.headers().iter().any(|h| {
+        let name = h.name();
+        !name.is_empty() && !name.contains(|c: char| c.is_whitespace())
+    });
+    if !has_header {
+        return Err(NormalizeError::InvalidEmail("no header found".into()));
+    }
+    Ok(msg)
+}
+
+/// An attachment's metadata (the content itself is not kept).
+fn attachment(part: &mail_parser::MessagePart<'_>) -> Attachment {
+    let ct = part.content_type().map(|ct| match ct.subtype() {
+        Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+        None => ct.ctype().to_ascii_lowercase(),
+    });
+    let name = part.attachment_name().map(str::to_owned);
+    Attachment {
+        kind: AttachmentKind::classify(ct.as_deref(), name.as_deref()),
+        url: None,
+        size_bytes: Some(part.len() as u64),
+        name,
+        content_type: ct,
+    }
+}
+
 fn clean_id(id: &str) -> String {
     id.trim()
         .trim_start_matches('<')
@@ -205,23 +212,18 @@ fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
 }
 
 fn first_address(addr: &Address<'_>) -> Option<String> {
-    addr.iter().find_map(|a| {
-        a.address
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    })
+    addr.iter().find_map(address_of)
 }
 
 fn addresses(addr: &Address<'_>) -> Vec<String> {
-    addr.iter()
-        .filter_map(|a| {
-            a.address
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        })
-        .collect()
+    addr.iter().filter_map(address_of).collect()
+}
+
+/// The trimmed address of one mailbox, unless blank.
+fn address_of(a: &mail_parser::Addr<'_>) -> Option<String> {
+    a.address
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }

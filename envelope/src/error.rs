@@ -11,23 +11,33 @@ use thiserror::Error;
 pub enum NormalizeError {
     /// The body is empty (or only whitespace). Reject.
     #[error("{source_name} body: empty")]
-    EmptyBody { source_name: &'static str },
+    EmptyBody {
+        /// The route's input (`richpanel`, `ses`...).
+        source_name: &'static str,
+    },
     /// Not JSON, and nothing useful could be recovered from it. Reject.
     #[error("{source_name} body: invalid JSON ({detail})")]
     InvalidJson {
+        /// The route's input (`richpanel`, `ses`...).
         source_name: &'static str,
+        /// The JSON parser's complaint.
         detail: String,
     },
     /// Valid JSON but not an object. Reject.
     #[error("{source_name} body: expected a JSON object, got {found}")]
     NotAnObject {
+        /// The route's input (`richpanel`, `ses`...).
         source_name: &'static str,
+        /// The JSON type found instead (`array`, `string`...).
         found: &'static str,
     },
     /// A Richpanel body without a usable ticket id (the one field the worker
     /// needs). Reject; the tenant's template is wrong.
     #[error("richpanel body: no ticket id found (looked for {looked_for})")]
-    MissingTicketId { looked_for: String },
+    MissingTicketId {
+        /// The field names tried.
+        looked_for: String,
+    },
     /// Not a parseable RFC 5322 message. Reject.
     #[error("email: {0}")]
     InvalidEmail(String),
@@ -37,7 +47,9 @@ pub enum NormalizeError {
     /// An SNS/SES JSON document missing a field it must have. Reject.
     #[error("{what}: missing field {field}")]
     MissingField {
+        /// The document lacking it.
         what: &'static str,
+        /// The missing field.
         field: &'static str,
     },
     /// An SNS `Notification` whose `Message` is not an SES JSON document. Reject.
@@ -62,7 +74,12 @@ pub enum NormalizeError {
     #[error(
         "envelope: {bytes} bytes once normalized, over the {limit}-byte limit of one queue message"
     )]
-    EnvelopeTooLarge { bytes: usize, limit: usize },
+    EnvelopeTooLarge {
+        /// Size of the encoded envelope.
+        bytes: usize,
+        /// Most bytes one queue message may hold.
+        limit: usize,
+    },
 }
 
 impl NormalizeError {
@@ -100,8 +117,18 @@ pub enum EnvelopeError {
     /// Written by a newer switchyard. Deploy the newer version to read it;
     /// never drop it.
     #[error("envelope: schema_version {found} is newer than supported ({supported})")]
-    UnsupportedVersion { found: u64, supported: u32 },
+    UnsupportedVersion {
+        /// The stored `schema_version`.
+        found: u64,
+        /// The newest version this build reads.
+        supported: u32,
+    },
     /// An older version that could not be upcast.
     #[error("envelope: cannot upcast schema_version {from}: {reason}")]
-    Upcast { from: u64, reason: String },
+    Upcast {
+        /// The stored `schema_version`.
+        from: u64,
+        /// What could not be carried over.
+        reason: String,
+    },
 }

@@ -43,9 +43,11 @@ macro_rules! string_id {
             pub fn new(id: impl Into<String>) -> Self {
                 Self(id.into())
             }
+            /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+            /// The id as an owned string.
             pub fn into_string(self) -> String {
                 self.0
             }

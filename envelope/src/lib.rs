@@ -1,5 +1,6 @@
 //! Envelope v1: the versioned contract every Richpanel webhook and inbound
-//! email is normalized into before it is queued (DESIGN §3).
+//! email is normalized into before it is queued (`docs/architecture.md`,
+//! "Envelope v1").
 //!
 //! ```no_run
 //! use envelope::{normalize, NormalizeConfig, Normalized, Source};
@@ -23,6 +24,7 @@
 //!   before logging.
 //! - `error.rs` — [`NormalizeError`], [`EnvelopeError`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod canonical;
 mod config;
@@ -136,15 +138,24 @@ pub enum Normalized {
     /// SNS asks to confirm a subscription: the ingress GETs `subscribe_url`
     /// (after verifying the signature). Nothing is queued.
     SnsSubscriptionConfirmation {
+        /// The topic to subscribe to.
         topic_arn: String,
+        /// The URL that confirms the subscription when fetched.
         subscribe_url: String,
+        /// The confirmation token SNS sent.
         token: String,
     },
     /// SNS confirms an unsubscribe. Nothing to do but acknowledge.
-    SnsUnsubscribeConfirmation { topic_arn: String },
+    SnsUnsubscribeConfirmation {
+        /// The topic unsubscribed from.
+        topic_arn: String,
+    },
     /// Valid input that carries no inbound message (e.g. an SES Bounce
     /// notification). Acknowledge, record nothing.
-    Ignored { reason: String },
+    Ignored {
+        /// Why nothing is recorded.
+        reason: String,
+    },
 }
 
 /// Normalizes one body of the given source. Never panics; every failure is

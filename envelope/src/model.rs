@@ -1,6 +1,7 @@
-//! The envelope v1 types (DESIGN §3), plus a few additive optional fields
-//! (documented on each; absent fields decode to their defaults, so a v1
-//! reader that does not know them still reads the envelope).
+//! The envelope v1 types (`docs/architecture.md`, "Envelope v1"), plus a
+//! few additive optional fields (documented on each; absent fields decode
+//! to their defaults, so a v1 reader that does not know them still reads
+//! the envelope).
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
@@ -18,15 +19,24 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Envelope {
     /// Always [`SCHEMA_VERSION`] when written by this crate.
     pub schema_version: u32,
+    /// The event's identity, derived from its content: a redelivery gets
+    /// the same id (the ingress deduplicates on it).
     pub event_id: EventId,
     /// When the ingress received it (not part of the event's identity).
     pub received_at: DateTime<Utc>,
+    /// The conversation it belongs to (its event stream and queue group).
     pub conversation_id: ConversationId,
+    /// Where the conversation happens.
     pub channel: Channel,
+    /// Who wrote in.
     pub customer: Customer,
+    /// What they wrote.
     pub message: Message,
+    /// Richpanel fields (empty for email).
     pub richpanel: RichpanelInfo,
+    /// Email fields (empty for Richpanel).
     pub email: EmailInfo,
+    /// Delivery metadata.
     pub meta: Meta,
     /// Additive v1 field: where the raw email waits when the SES S3 action
     /// delivered only a pointer. The worker fetches it from the blob store and
@@ -39,9 +49,13 @@ pub struct Envelope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
+    /// Richpanel's chat widget.
     Livechat,
+    /// Email (Richpanel's email channel, or inbound mail via SES).
     Email,
+    /// Facebook, Instagram, X, WhatsApp and similar.
     Social,
+    /// TikTok.
     Tiktok,
     /// Also what any channel name this version does not know decodes to.
     #[default]
@@ -66,15 +80,20 @@ impl Channel {
 /// Who wrote in. Raw PII: never log these (use [`crate::redact`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Customer {
+    /// Email address.
     pub email: Option<String>,
+    /// Phone number.
     pub phone: Option<String>,
+    /// The customer's id in Richpanel.
     pub id: Option<String>,
 }
 
 /// The message itself. Text only; attachments as metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Message {
+    /// The source's message id (Richpanel message id, email `Message-ID`).
     pub id: Option<String>,
+    /// When it was written, if the source says.
     pub created_at: Option<DateTime<Utc>>,
     /// Plain text, cut on a character boundary at
     /// [`crate::NormalizeConfig::max_text_chars`]. Empty when the source
@@ -88,6 +107,7 @@ pub struct Message {
     /// (only when `truncated`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_length: Option<usize>,
+    /// Attachment metadata.
     #[serde(default)]
     pub attachments: Vec<Attachment>,
 }
@@ -95,9 +115,12 @@ pub struct Message {
 /// Attachment metadata. Never the bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
+    /// What kind of file it is (`type` on the wire).
     #[serde(rename = "type")]
     pub kind: AttachmentKind,
+    /// Where the source serves it, when it does.
     pub url: Option<String>,
+    /// Its size, when known.
     pub size_bytes: Option<u64>,
     /// Additive v1 field: file name when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,11 +130,15 @@ pub struct Attachment {
     pub content_type: Option<String>,
 }
 
+/// An attachment's kind, by MIME type or file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttachmentKind {
+    /// A picture (`image/*`, or a picture's extension).
     Image,
+    /// A PDF document.
     Pdf,
+    /// Anything else, also any kind this version does not know.
     #[serde(other)]
     Other,
 }
@@ -142,8 +169,10 @@ impl AttachmentKind {
 /// Richpanel-specific fields (empty for email).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RichpanelInfo {
+    /// The ticket's tags as sent.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The agent the ticket is assigned to, as sent.
     pub assignee_id: Option<String>,
     /// Additive v1 field: the ticket id as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,14 +189,22 @@ pub struct RichpanelInfo {
 /// Email-specific fields (empty for Richpanel). Message ids without `<>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct EmailInfo {
+    /// `Message-ID`.
     pub message_id: Option<String>,
+    /// The first `From` address.
     pub from: Option<String>,
+    /// `To` addresses.
     #[serde(default)]
     pub to: Vec<String>,
+    /// `Cc` addresses.
     #[serde(default)]
     pub cc: Vec<String>,
+    /// `Subject`.
     pub subject: Option<String>,
+    /// The first id of `In-Reply-To`.
     pub in_reply_to: Option<String>,
+    /// `References`, thread root first (capped, keeping the first and the
+    /// last ones).
     #[serde(default)]
     pub references: Vec<String>,
 }
@@ -175,8 +212,10 @@ pub struct EmailInfo {
 /// Delivery metadata: not part of the event's identity or payload hash.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Meta {
+    /// Delivery attempt (0 as normalized).
     #[serde(default)]
     pub attempt: u32,
+    /// Which normalizer produced the envelope.
     pub source: SourceKind,
     /// Additive v1 field: set when the body was not valid JSON and had to be
     /// repaired or only partly recovered. Omitted for clean input.
@@ -188,12 +227,14 @@ pub struct Meta {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
+    /// A Richpanel automation's HTTP target.
     #[default]
     RichpanelHttpTarget,
     /// SES receipt notification via SNS (HTTP or the Lambda SNS event).
     SesSns,
     /// Additive v1 value: the Lambda SES event (receipt action `Lambda`/`S3`).
     SesLambda,
+    /// A raw RFC 5322 message posted to the email route.
     EmailRaw,
 }
 
@@ -213,7 +254,9 @@ pub enum Recovery {
 /// Pointer to a raw email in the blob store (SES S3 action).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobRef {
+    /// The bucket.
     pub bucket: String,
+    /// The object key in it.
     pub key: String,
 }
 
@@ -268,6 +311,70 @@ impl Message {
             m.field("truncated", truncated)?;
         }
         m.close()
+    }
+}
+
+impl Customer {
+    /// Canonical form, as in [`Envelope::write_identity`].
+    fn write_identity<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        let Customer { email, phone, id } = self;
+        let mut c = Object::open(out)?;
+        c.field("email", email)?;
+        c.field("id", id)?;
+        c.field("phone", phone)?;
+        c.close()
+    }
+}
+
+impl EmailInfo {
+    /// Canonical form, as in [`Envelope::write_identity`].
+    fn write_identity<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        let EmailInfo {
+            message_id,
+            from,
+            to,
+            cc,
+            subject,
+            in_reply_to,
+            references,
+        } = self;
+        let mut e = Object::open(out)?;
+        e.field("cc", cc)?;
+        e.field("from", from)?;
+        e.field("in_reply_to", in_reply_to)?;
+        e.field("message_id", message_id)?;
+        e.field("references", references)?;
+        e.field("subject", subject)?;
+        e.field("to", to)?;
+        e.close()
+    }
+}
+
+impl RichpanelInfo {
+    /// Canonical form, as in [`Envelope::write_identity`], with tags and
+    /// assignee as `labels` says.
+    fn write_identity<W: Write>(&self, out: &mut W, labels: Labels) -> io::Result<()> {
+        let RichpanelInfo {
+            tags,
+            assignee_id,
+            ticket_id,
+            ticket_url,
+            trigger: _,
+        } = self;
+        let mut r = Object::open(out)?;
+        match labels {
+            Labels::Blank => {
+                r.field("assignee_id", &None::<String>)?;
+                r.field("tags", &[] as &[String])?;
+            }
+            Labels::AsSent => {
+                r.field("assignee_id", assignee_id)?;
+                r.field("tags", tags)?;
+            }
+        }
+        r.present("ticket_id", ticket_id)?;
+        r.present("ticket_url", ticket_url)?;
+        r.close()
     }
 }
 
@@ -346,59 +453,11 @@ impl Envelope {
         }
         o.field("channel", channel)?;
         o.field("conversation_id", conversation_id)?;
-        o.with("customer", |w| {
-            let Customer { email, phone, id } = customer;
-            let mut c = Object::open(w)?;
-            c.field("email", email)?;
-            c.field("id", id)?;
-            c.field("phone", phone)?;
-            c.close()
-        })?;
-        o.with("email", |w| {
-            let EmailInfo {
-                message_id,
-                from,
-                to,
-                cc,
-                subject,
-                in_reply_to,
-                references,
-            } = email;
-            let mut e = Object::open(w)?;
-            e.field("cc", cc)?;
-            e.field("from", from)?;
-            e.field("in_reply_to", in_reply_to)?;
-            e.field("message_id", message_id)?;
-            e.field("references", references)?;
-            e.field("subject", subject)?;
-            e.field("to", to)?;
-            e.close()
-        })?;
+        o.with("customer", |w| customer.write_identity(w))?;
+        o.with("email", |w| email.write_identity(w))?;
         o.field("event_id", event_id)?;
         o.with("message", |w| message.write_identity(w))?;
-        o.with("richpanel", |w| {
-            let RichpanelInfo {
-                tags,
-                assignee_id,
-                ticket_id,
-                ticket_url,
-                trigger: _,
-            } = richpanel;
-            let mut r = Object::open(w)?;
-            match labels {
-                Labels::Blank => {
-                    r.field("assignee_id", &None::<String>)?;
-                    r.field("tags", &[] as &[String])?;
-                }
-                Labels::AsSent => {
-                    r.field("assignee_id", assignee_id)?;
-                    r.field("tags", tags)?;
-                }
-            }
-            r.present("ticket_id", ticket_id)?;
-            r.present("ticket_url", ticket_url)?;
-            r.close()
-        })?;
+        o.with("richpanel", |w| richpanel.write_identity(w, labels))?;
         o.field("schema_version", schema_version)?;
         o.close()
     }

@@ -4,7 +4,9 @@
 /// Result of [`truncate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Truncated {
+    /// The text, cut to the limit.
     pub text: String,
+    /// Whether it was cut.
     pub truncated: bool,
     /// Length in characters before cutting (only when `truncated`).
     pub original_length: Option<usize>,

@@ -32,8 +32,10 @@ pub const SECRET_TOKEN_PREVIOUS: &str = "webhook-token-previous";
 pub const SECRET_HMAC_KEY: &str = "webhook-hmac-key";
 /// Environment variable that may also hold the token.
 pub const ENV_TOKEN: &str = "SWITCHYARD_WEBHOOK_TOKEN";
-/// HMAC headers.
+/// HMAC header: the request's Unix time in seconds, covered by the
+/// signature.
 pub const HEADER_TIMESTAMP: &str = "x-switchyard-timestamp";
+/// HMAC header: the signature over the timestamp and the body ([`sign`]).
 pub const HEADER_SIGNATURE: &str = "x-switchyard-signature";
 
 /// Minimum time between forced secret refreshes after failed checks (so

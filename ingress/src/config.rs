@@ -197,7 +197,7 @@ impl IngressConfig {
         regex::Regex::new(&self.sns.cert_host_pattern)
             .map_err(|e| IngressError::Config(format!("invalid SNS cert host pattern: {e}")))?;
         for arn in self.sns.topic_arns.iter().flatten() {
-            if arn != ANY_TOPIC && crate::sns::topic_region(arn).is_none() {
+            if arn != ANY_TOPIC && crate::aws_names::topic_region(arn).is_none() {
                 return Err(IngressError::Config(format!(
                     "SWITCHYARD_SNS_TOPIC_ARNS: {arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME) or *"
                 )));

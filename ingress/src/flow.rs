@@ -218,7 +218,7 @@ fn conflict(route: &'static str, p: Kept<'_>) -> Reject {
 }
 
 fn in_flight_timeout(route: &'static str, p: Kept<'_>) -> Reject {
-    metrics::counter!(m::UNAVAILABLE, "route" => route, "reason" => "in_flight").increment(1);
+    m::unavailable(route, "in_flight");
     Reject::unavailable(
         "the same event is being accepted by another request; retry",
         Duration::from_secs(1),
@@ -245,7 +245,7 @@ fn port_error(route: &'static str, what: &'static str, e: &PortError, p: Kept<'_
 }
 
 fn unavailable(route: &'static str, what: &'static str, e: &PortError, p: Kept<'_>) -> Reject {
-    metrics::counter!(m::UNAVAILABLE, "route" => route, "reason" => what).increment(1);
+    m::unavailable(route, what);
     tracing::warn!(error = %envelope::redact::redacted(e), port = what, "backend failure before ack");
     Reject::unavailable(
         format!("{what} unavailable; nothing was accepted"),

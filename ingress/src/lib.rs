@@ -1,5 +1,6 @@
-//! The ack-fast webhook endpoint (DESIGN §1 step 1): authenticate → bound
-//! the body → normalize → idempotency ledger → FIFO queue → answer.
+//! The ack-fast webhook endpoint, the first step of the flow
+//! (`docs/architecture.md`, "Flow"): authenticate → bound the body →
+//! normalize → idempotency ledger → FIFO queue → answer.
 //!
 //! One app, two entry points: [`Ingress::router`] is served over HTTP by
 //! `switchyard serve` / `switchyard ingress` and by the Lambda binary
@@ -11,6 +12,7 @@
 //! - `error.rs` — [`IngressError`] and the `{error, reason}` rejection.
 //! - `auth.rs` — token (constant time, rotation) and optional HMAC.
 //! - `limits.rs` — content type (415) and body size (413).
+//! - `aws_names.rs` — SNS topic ARNs and host names, and their regions.
 //! - `sns/` — SNS message canonicalization and signature verification.
 //! - `normalize.rs` — the only caller of the envelope crate.
 //! - `flow.rs` — ledger → queue → ledger: the idempotency flow.
@@ -19,8 +21,10 @@
 //! - `trace.rs` — W3C `traceparent` for the queue message.
 //! - `lambda.rs` — building the backend from the Lambda environment.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod auth;
+mod aws_names;
 mod config;
 mod error;
 mod flow;

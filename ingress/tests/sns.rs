@@ -3,6 +3,7 @@
 //! hosts and subscription confirmation.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -15,6 +16,13 @@ use common::*;
 use ingress::IngressConfig;
 use ingress::sns::SnsMessage;
 use serde_json::Value;
+
+on_both_backends!(
+    signed_notifications_are_accepted_and_tampered_ones_rejected,
+    subscription_confirmation_fetches_the_allowlisted_subscribe_url,
+    unsigned_records_beside_a_signed_notification_are_refused,
+    a_topic_off_the_allowlist_is_refused_before_any_fetch,
+);
 
 /// A fake `sns.<region>.amazonaws.com`: serves the certificate and counts
 /// certificate fetches and subscription confirmations.
@@ -169,106 +177,100 @@ async fn post_ses(app: &App, doc: &Value) -> (u16, Value) {
     decode(resp).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signed_notifications_are_accepted_and_tampered_ones_rejected() {
-    for tb in backends().await {
-        let sns = fake_sns().await;
-        let app = serve(tb.backend.clone(), sns_config()).await;
+async fn signed_notifications_are_accepted_and_tampered_ones_rejected(tb: TestBackend) {
+    let sns = fake_sns().await;
+    let app = serve(tb.backend.clone(), sns_config()).await;
 
-        // The corpus placeholder signature cannot verify.
-        let mut unsigned = notification();
-        unsigned["SigningCertURL"] = Value::String(sns.cert_url());
-        unsigned["Timestamp"] = Value::String(sns_now());
-        let (status, json) = post_ses(&app, &unsigned).await;
-        assert_eq!(status, 401, "{}: {json}", tb.name);
-        assert_eq!(app.visible().await, 0);
+    // The corpus placeholder signature cannot verify.
+    let mut unsigned = notification();
+    unsigned["SigningCertURL"] = Value::String(sns.cert_url());
+    unsigned["Timestamp"] = Value::String(sns_now());
+    let (status, json) = post_ses(&app, &unsigned).await;
+    assert_eq!(status, 401, "{}: {json}", tb.name);
+    assert_eq!(app.visible().await, 0);
 
-        let v2 = sns.sign(notification(), "2").unwrap();
-        let (status, json) = post_ses(&app, &v2).await;
-        assert_eq!(status, 202, "{}: SignatureVersion 2: {json}", tb.name);
-        assert_eq!(app.visible().await, 1);
+    let v2 = sns.sign(notification(), "2").unwrap();
+    let (status, json) = post_ses(&app, &v2).await;
+    assert_eq!(status, 202, "{}: SignatureVersion 2: {json}", tb.name);
+    assert_eq!(app.visible().await, 1);
 
-        // Version 1 (SHA1withRSA) of the same notification: verified, and a duplicate.
-        match sns.sign(notification(), "1") {
-            Some(v1) => {
-                let (status, json) = post_ses(&app, &v1).await;
-                assert_eq!(status, 200, "{}: SignatureVersion 1: {json}", tb.name);
-                assert_eq!(json["status"], "duplicate");
-                let mut bad = v1.clone();
-                bad["MessageId"] = Value::String("another-id".to_owned());
-                assert_eq!(post_ses(&app, &bad).await.0, 401, "tampered v1");
-            }
-            None => eprintln!(
-                "SignatureVersion 1 skipped: no openssl binary to make a SHA1withRSA signature"
-            ),
+    // Version 1 (SHA1withRSA) of the same notification: verified, and a duplicate.
+    match sns.sign(notification(), "1") {
+        Some(v1) => {
+            let (status, json) = post_ses(&app, &v1).await;
+            assert_eq!(status, 200, "{}: SignatureVersion 1: {json}", tb.name);
+            assert_eq!(json["status"], "duplicate");
+            let mut bad = v1.clone();
+            bad["MessageId"] = Value::String("another-id".to_owned());
+            assert_eq!(post_ses(&app, &bad).await.0, 401, "tampered v1");
         }
-
-        // Tampered after signing: the message text changes.
-        let mut tampered = v2.clone();
-        let inner = tampered["Message"]
-            .as_str()
-            .unwrap()
-            .replace("recipient@example.com", "attacker@example.com");
-        tampered["Message"] = Value::String(inner);
-        let (status, json) = post_ses(&app, &tampered).await;
-        assert_eq!(status, 401, "{}: tampered: {json}", tb.name);
-        assert_eq!(json["error"], "unauthorized");
-        assert_eq!(
-            app.visible().await,
-            1,
-            "nothing stored for a tampered message"
-        );
-
-        // A certificate host outside the allowlist is never fetched.
-        let mut foreign = v2.clone();
-        foreign["SigningCertURL"] = Value::String(sns.cert_url().replace("127.0.0.1", "localhost"));
-        let before = sns.cert_hits.load(Ordering::SeqCst);
-        let (status, json) = post_ses(&app, &foreign).await;
-        assert_eq!(status, 401, "{}: {json}", tb.name);
-        assert!(json["reason"].as_str().unwrap().contains("SigningCertURL"));
-        assert_eq!(sns.cert_hits.load(Ordering::SeqCst), before);
-
-        // The certificate was fetched once and cached.
-        assert_eq!(
-            sns.cert_hits.load(Ordering::SeqCst),
-            1,
-            "{}: cached certificate",
-            tb.name
-        );
+        None => eprintln!(
+            "SignatureVersion 1 skipped: no openssl binary to make a SHA1withRSA signature"
+        ),
     }
+
+    // Tampered after signing: the message text changes.
+    let mut tampered = v2.clone();
+    let inner = tampered["Message"]
+        .as_str()
+        .unwrap()
+        .replace("recipient@example.com", "attacker@example.com");
+    tampered["Message"] = Value::String(inner);
+    let (status, json) = post_ses(&app, &tampered).await;
+    assert_eq!(status, 401, "{}: tampered: {json}", tb.name);
+    assert_eq!(json["error"], "unauthorized");
+    assert_eq!(
+        app.visible().await,
+        1,
+        "nothing stored for a tampered message"
+    );
+
+    // A certificate host outside the allowlist is never fetched.
+    let mut foreign = v2.clone();
+    foreign["SigningCertURL"] = Value::String(sns.cert_url().replace("127.0.0.1", "localhost"));
+    let before = sns.cert_hits.load(Ordering::SeqCst);
+    let (status, json) = post_ses(&app, &foreign).await;
+    assert_eq!(status, 401, "{}: {json}", tb.name);
+    assert!(json["reason"].as_str().unwrap().contains("SigningCertURL"));
+    assert_eq!(sns.cert_hits.load(Ordering::SeqCst), before);
+
+    // The certificate was fetched once and cached.
+    assert_eq!(
+        sns.cert_hits.load(Ordering::SeqCst),
+        1,
+        "{}: cached certificate",
+        tb.name
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscription_confirmation_fetches_the_allowlisted_subscribe_url() {
-    for tb in backends().await {
-        let sns = fake_sns().await;
-        let app = serve(tb.backend.clone(), sns_config()).await;
-        let confirm = serde_json::json!({
-            "Type": "SubscriptionConfirmation",
-            "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
-            "Token": "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736",
-            "TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-inbound",
-            "Message": "You have chosen to subscribe to the topic arn:aws:sns:us-east-1:123456789012:ses-inbound.",
-            "SubscribeURL": format!("{}/confirm?Action=ConfirmSubscription&Token=2336", sns.base),
-        });
-        let (status, json) = post_ses(&app, &sns.sign(confirm.clone(), "2").unwrap()).await;
-        assert_eq!(status, 200, "{}: {json}", tb.name);
-        assert_eq!(json["status"], "subscribed");
-        assert_eq!(sns.confirm_hits.load(Ordering::SeqCst), 1);
+async fn subscription_confirmation_fetches_the_allowlisted_subscribe_url(tb: TestBackend) {
+    let sns = fake_sns().await;
+    let app = serve(tb.backend.clone(), sns_config()).await;
+    let confirm = serde_json::json!({
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+        "Token": "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-inbound",
+        "Message": "You have chosen to subscribe to the topic arn:aws:sns:us-east-1:123456789012:ses-inbound.",
+        "SubscribeURL": format!("{}/confirm?Action=ConfirmSubscription&Token=2336", sns.base),
+    });
+    let (status, json) = post_ses(&app, &sns.sign(confirm.clone(), "2").unwrap()).await;
+    assert_eq!(status, 200, "{}: {json}", tb.name);
+    assert_eq!(json["status"], "subscribed");
+    assert_eq!(sns.confirm_hits.load(Ordering::SeqCst), 1);
 
-        // Signed, but the SubscribeURL points elsewhere: not fetched.
-        let mut elsewhere = confirm.clone();
-        elsewhere["SubscribeURL"] = Value::String("http://example.com/confirm".to_owned());
-        let (status, _) = post_ses(&app, &sns.sign(elsewhere, "2").unwrap()).await;
-        assert_eq!(status, 400, "{}", tb.name);
-        // Unsigned confirmations are refused before any fetch.
-        let mut forged = sns.sign(confirm, "2").unwrap();
-        forged["Token"] = Value::String("forged".to_owned());
-        let (status, _) = post_ses(&app, &forged).await;
-        assert_eq!(status, 401);
-        assert_eq!(sns.confirm_hits.load(Ordering::SeqCst), 1);
-        assert_eq!(app.visible().await, 0);
-    }
+    // Signed, but the SubscribeURL points elsewhere: not fetched.
+    let mut elsewhere = confirm.clone();
+    elsewhere["SubscribeURL"] = Value::String("http://example.com/confirm".to_owned());
+    let (status, _) = post_ses(&app, &sns.sign(elsewhere, "2").unwrap()).await;
+    assert_eq!(status, 400, "{}", tb.name);
+    // Unsigned confirmations are refused before any fetch.
+    let mut forged = sns.sign(confirm, "2").unwrap();
+    forged["Token"] = Value::String("forged".to_owned());
+    let (status, _) = post_ses(&app, &forged).await;
+    assert_eq!(status, 401);
+    assert_eq!(sns.confirm_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(app.visible().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,110 +318,104 @@ async fn queued_envelope(app: &App) -> envelope::Envelope {
     envelope::decode(got.first().expect("a queued message").body.as_bytes()).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsigned_records_beside_a_signed_notification_are_refused() {
-    for tb in backends().await {
-        let sns = fake_sns().await;
-        let app = serve(tb.backend.clone(), sns_config()).await;
-        // A validly signed notification, with an unsigned Lambda-style SES
-        // record beside it carrying a forged email.
-        let mut forged = sns.sign(notification(), "2").unwrap();
-        forged["Records"] = serde_json::json!([{ "ses": {
-            "mail": { "messageId": "forged-1", "headers": [
-                { "name": "From", "value": "ceo@victim.example" },
-                { "name": "Message-ID", "value": "<forged-1@victim.example>" },
-                { "name": "Subject", "value": "Refund everything" }
-            ]},
-            "receipt": { "action": { "type": "Lambda" } }
-        }}]);
-        let (status, json) = post_ses(&app, &forged).await;
-        assert_eq!(status, 400, "{}: {json}", tb.name);
-        assert_eq!(json["error"], "unexpected_sns_field");
-        assert!(
-            json["reason"].as_str().unwrap().contains("Records"),
-            "{json}"
-        );
-        assert_eq!(app.visible().await, 0, "{}: nothing stored", tb.name);
+async fn unsigned_records_beside_a_signed_notification_are_refused(tb: TestBackend) {
+    let sns = fake_sns().await;
+    let app = serve(tb.backend.clone(), sns_config()).await;
+    // A validly signed notification, with an unsigned Lambda-style SES
+    // record beside it carrying a forged email.
+    let mut forged = sns.sign(notification(), "2").unwrap();
+    forged["Records"] = serde_json::json!([{ "ses": {
+        "mail": { "messageId": "forged-1", "headers": [
+            { "name": "From", "value": "ceo@victim.example" },
+            { "name": "Message-ID", "value": "<forged-1@victim.example>" },
+            { "name": "Subject", "value": "Refund everything" }
+        ]},
+        "receipt": { "action": { "type": "Lambda" } }
+    }}]);
+    let (status, json) = post_ses(&app, &forged).await;
+    assert_eq!(status, 400, "{}: {json}", tb.name);
+    assert_eq!(json["error"], "unexpected_sns_field");
+    assert!(
+        json["reason"].as_str().unwrap().contains("Records"),
+        "{json}"
+    );
+    assert_eq!(app.visible().await, 0, "{}: nothing stored", tb.name);
 
-        // The same signed document alone is accepted, and what is queued is
-        // what the signed Message says.
-        let signed = sns.sign(notification(), "2").unwrap();
-        let (status, json) = post_ses(&app, &signed).await;
-        assert_eq!(status, 202, "{}: {json}", tb.name);
-        let env = queued_envelope(&app).await;
-        let message: Value = serde_json::from_str(signed["Message"].as_str().unwrap()).unwrap();
-        let signed_from = message["mail"]["commonHeaders"]["from"][0]
-            .as_str()
-            .unwrap();
-        let from = env.email.from.clone().unwrap_or_default();
-        assert!(
-            signed_from.contains(&from) && !from.is_empty(),
-            "{}: {from} from {signed_from}",
-            tb.name
-        );
-    }
+    // The same signed document alone is accepted, and what is queued is
+    // what the signed Message says.
+    let signed = sns.sign(notification(), "2").unwrap();
+    let (status, json) = post_ses(&app, &signed).await;
+    assert_eq!(status, 202, "{}: {json}", tb.name);
+    let env = queued_envelope(&app).await;
+    let message: Value = serde_json::from_str(signed["Message"].as_str().unwrap()).unwrap();
+    let signed_from = message["mail"]["commonHeaders"]["from"][0]
+        .as_str()
+        .unwrap();
+    let from = env.email.from.clone().unwrap_or_default();
+    assert!(
+        signed_from.contains(&from) && !from.is_empty(),
+        "{}: {from} from {signed_from}",
+        tb.name
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_topic_off_the_allowlist_is_refused_before_any_fetch() {
-    for tb in backends().await {
-        let sns = fake_sns().await;
-        let app = serve(tb.backend.clone(), sns_config()).await;
-        let attacker = "arn:aws:sns:us-east-1:999999999999:attacker-topic";
-        // Another account's topic, its notification validly signed.
-        let mut other = notification();
-        other["TopicArn"] = Value::String(attacker.to_owned());
-        let (status, json) = post_ses(&app, &sns.sign(other, "2").unwrap()).await;
-        assert_eq!(status, 403, "{}: {json}", tb.name);
-        assert_eq!(json["error"], "sns_sender_not_allowed");
-        assert!(
-            json["reason"].as_str().unwrap().contains(attacker),
-            "{json}"
-        );
-        // Its subscription confirmation is not confirmed.
-        let confirm = serde_json::json!({
-            "Type": "SubscriptionConfirmation",
-            "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1c",
-            "Token": "2336412f37fb",
-            "TopicArn": attacker,
-            "Message": "You have chosen to subscribe.",
-            "SubscribeURL": format!("{}/confirm?Action=ConfirmSubscription&Token=2336", sns.base),
-        });
-        let (status, json) = post_ses(&app, &sns.sign(confirm, "2").unwrap()).await;
-        assert_eq!(status, 403, "{}: {json}", tb.name);
-        assert_eq!(
-            sns.confirm_hits.load(Ordering::SeqCst),
-            0,
-            "no confirmation fetched"
-        );
-        assert_eq!(
-            sns.cert_hits.load(Ordering::SeqCst),
-            0,
-            "no certificate fetched"
-        );
-        assert_eq!(app.visible().await, 0);
+async fn a_topic_off_the_allowlist_is_refused_before_any_fetch(tb: TestBackend) {
+    let sns = fake_sns().await;
+    let app = serve(tb.backend.clone(), sns_config()).await;
+    let attacker = "arn:aws:sns:us-east-1:999999999999:attacker-topic";
+    // Another account's topic, its notification validly signed.
+    let mut other = notification();
+    other["TopicArn"] = Value::String(attacker.to_owned());
+    let (status, json) = post_ses(&app, &sns.sign(other, "2").unwrap()).await;
+    assert_eq!(status, 403, "{}: {json}", tb.name);
+    assert_eq!(json["error"], "sns_sender_not_allowed");
+    assert!(
+        json["reason"].as_str().unwrap().contains(attacker),
+        "{json}"
+    );
+    // Its subscription confirmation is not confirmed.
+    let confirm = serde_json::json!({
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1c",
+        "Token": "2336412f37fb",
+        "TopicArn": attacker,
+        "Message": "You have chosen to subscribe.",
+        "SubscribeURL": format!("{}/confirm?Action=ConfirmSubscription&Token=2336", sns.base),
+    });
+    let (status, json) = post_ses(&app, &sns.sign(confirm, "2").unwrap()).await;
+    assert_eq!(status, 403, "{}: {json}", tb.name);
+    assert_eq!(
+        sns.confirm_hits.load(Ordering::SeqCst),
+        0,
+        "no confirmation fetched"
+    );
+    assert_eq!(
+        sns.cert_hits.load(Ordering::SeqCst),
+        0,
+        "no certificate fetched"
+    );
+    assert_eq!(app.visible().await, 0);
 
-        // With no allowlist at all, the route accepts nothing.
-        let mut open = sns_config();
-        open.sns.topic_arns = None;
-        let closed = serve(tb.backend.clone(), open).await;
-        let (status, json) = post_ses(&closed, &sns.sign(notification(), "2").unwrap()).await;
-        assert_eq!(status, 403, "{}: {json}", tb.name);
-        assert!(
-            json["reason"]
-                .as_str()
-                .unwrap()
-                .contains("SWITCHYARD_SNS_TOPIC_ARNS")
-        );
-        // `*` is an explicit choice to accept any topic.
-        let mut any = sns_config();
-        any.sns.topic_arns = Some(vec![ingress::ANY_TOPIC.to_owned()]);
-        let anyone = serve(tb.backend.clone(), any).await;
-        let mut other = notification();
-        other["TopicArn"] = Value::String(attacker.to_owned());
-        let (status, json) = post_ses(&anyone, &sns.sign(other, "2").unwrap()).await;
-        assert_eq!(status, 202, "{}: {json}", tb.name);
-    }
+    // With no allowlist at all, the route accepts nothing.
+    let mut open = sns_config();
+    open.sns.topic_arns = None;
+    let closed = serve(tb.backend.clone(), open).await;
+    let (status, json) = post_ses(&closed, &sns.sign(notification(), "2").unwrap()).await;
+    assert_eq!(status, 403, "{}: {json}", tb.name);
+    assert!(
+        json["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SWITCHYARD_SNS_TOPIC_ARNS")
+    );
+    // `*` is an explicit choice to accept any topic.
+    let mut any = sns_config();
+    any.sns.topic_arns = Some(vec![ingress::ANY_TOPIC.to_owned()]);
+    let anyone = serve(tb.backend.clone(), any).await;
+    let mut other = notification();
+    other["TopicArn"] = Value::String(attacker.to_owned());
+    let (status, json) = post_ses(&anyone, &sns.sign(other, "2").unwrap()).await;
+    assert_eq!(status, 202, "{}: {json}", tb.name);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

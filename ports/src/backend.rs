@@ -8,13 +8,19 @@ use crate::{BlobStore, EventStore, FlagStore, Intake, Ledger, Queue, Result, Sec
 /// Every port, behind one cheap-to-clone handle.
 #[derive(Clone, Debug)]
 pub struct Backend {
+    /// The FIFO queue of envelopes, with its DLQ.
     pub queue: Arc<dyn Queue>,
+    /// The ingress idempotency ledger.
     pub ledger: Arc<dyn Ledger>,
     /// Ledger + queue as one "enqueue exactly once" call (the ingress path).
     pub intake: Arc<dyn Intake>,
+    /// The event log and its projections.
     pub events: Arc<dyn EventStore>,
+    /// Operator flags (kill switch, shadow mode...).
     pub flags: Arc<dyn FlagStore>,
+    /// Secrets, behind a TTL cache.
     pub secrets: Secrets,
+    /// Raw emails, limited to the allowed buckets.
     pub blobs: Arc<dyn BlobStore>,
     /// One line naming the backend, for logs and `status`.
     pub description: String,
@@ -48,6 +54,7 @@ pub struct EmbeddedSettings {
 pub const EMBEDDED_RAW_MAIL_BUCKET: &str = "raw-mail";
 
 impl EmbeddedSettings {
+    /// Defaults for a backend in `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         EmbeddedSettings {
             data_dir: data_dir.into(),
@@ -70,7 +77,10 @@ pub struct AwsSettings {
     /// `<prefix>-ledger`, `<prefix>-log`, `<prefix>-flags`; secrets
     /// `<prefix>/<name>`.
     pub prefix: String,
+    /// Receives after which SQS moves a message to the DLQ
+    /// (`maxReceiveCount` of the redrive policy).
     pub max_receive_count: u32,
+    /// Cache TTL for secrets.
     pub secrets_ttl: Duration,
     /// The only S3 buckets raw emails are read from; default
     /// `<prefix>-raw-mail` ([`AwsSettings::default_raw_mail_bucket`]).
@@ -78,6 +88,7 @@ pub struct AwsSettings {
 }
 
 impl AwsSettings {
+    /// Defaults for the deployment named by `prefix`.
     pub fn new(prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
         AwsSettings {
@@ -97,7 +108,9 @@ impl AwsSettings {
 /// Which backend to run on: a closed set chosen at run time.
 #[derive(Debug, Clone)]
 pub enum BackendConfig {
+    /// SQLite and files in a data dir (the default).
     Embedded(EmbeddedSettings),
+    /// SQS, DynamoDB, Secrets Manager and S3.
     Aws(AwsSettings),
 }
 

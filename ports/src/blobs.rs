@@ -22,10 +22,12 @@ pub fn parse_buckets(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// Objects by bucket and key: where raw emails wait (the SES S3 action).
 #[async_trait]
 pub trait BlobStore: Send + Sync + std::fmt::Debug {
-    /// `Ok(None)` when the object does not exist.
+    /// The object's bytes; `Ok(None)` when the object does not exist.
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Store `bytes` under `key` in `bucket`, replacing any object there.
     async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<()>;
 }
 
@@ -38,6 +40,7 @@ pub struct AllowedBuckets {
 }
 
 impl AllowedBuckets {
+    /// `inner`, limited to `buckets`.
     pub fn new(inner: Arc<dyn BlobStore>, buckets: Vec<String>) -> Self {
         AllowedBuckets {
             inner,

@@ -8,14 +8,20 @@ pub enum PortError {
     /// Caller: re-read the stream and decide again (optimistic concurrency).
     #[error("sequence conflict on stream {stream}: expected version {expected}, found {actual}")]
     SequenceConflict {
+        /// The stream appended to.
         stream: String,
+        /// The version the caller expected.
         expected: u64,
+        /// The stream's version.
         actual: u64,
     },
     /// An event with this id was already appended (to any stream).
     /// Caller: treat as a duplicate delivery; nothing was written.
     #[error("event {event_id} was already appended")]
-    AlreadyAppended { event_id: String },
+    AlreadyAppended {
+        /// The duplicate event's id.
+        event_id: String,
+    },
     /// A conditional write lost: the record is not in the state or owned by
     /// the owner the caller assumed. Caller: re-read; do not retry blindly.
     #[error("condition failed: {0}")]
@@ -43,4 +49,5 @@ impl PortError {
     }
 }
 
+/// The result of a port call.
 pub type Result<T, E = PortError> = std::result::Result<T, E>;

@@ -10,6 +10,7 @@ use crate::{PortError, Result};
 /// An event to append. `event_id` is unique across all streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
+    /// The event's id, unique across all streams.
     pub event_id: String,
     /// Event type name, e.g. `MessageReceived`.
     pub kind: String,
@@ -64,25 +65,37 @@ pub(crate) fn check_append(stream: &str, events: &[NewEvent]) -> Result<()> {
     Ok(())
 }
 
+/// An event as stored in its stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
+    /// The stream (conversation) it belongs to.
     pub stream: String,
     /// 1-based position in the stream.
     pub seq: u64,
+    /// The event's id, unique across all streams.
     pub event_id: String,
+    /// Event type name, e.g. `MessageReceived`.
     pub kind: String,
+    /// The event as JSON.
     pub body: String,
+    /// When it was appended.
     pub recorded_at: DateTime<Utc>,
 }
 
+/// A stream's projection: its state folded from its events, stored with
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredProjection {
+    /// The stream it folds.
     pub stream: String,
     /// Equals the seq of the last event folded in.
     pub version: u64,
+    /// The state as JSON.
     pub state: String,
 }
 
+/// The event log: per-conversation streams with optimistic concurrency and
+/// a projection stored atomically with every append.
 #[async_trait]
 pub trait EventStore: Send + Sync + std::fmt::Debug {
     /// Append `events` (1..=25) at `expected_version + 1 ..` and store
@@ -99,6 +112,7 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
     ) -> Result<u64>;
     /// Events with `seq > after`, in order.
     async fn read_stream(&self, stream: &str, after: u64) -> Result<Vec<StoredEvent>>;
+    /// The stream's projection; `None` for a stream never appended to.
     async fn projection(&self, stream: &str) -> Result<Option<StoredProjection>>;
     /// Overwrite a projection at its current version (replay repair, and
     /// tests that corrupt one on purpose). `ConditionFailed` if the stored

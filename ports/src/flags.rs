@@ -17,7 +17,9 @@ use crate::{PortError, Result};
 /// The raw stored flags. `version` increases by one per change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlagSet {
+    /// Changes so far (0: never set).
     pub version: u64,
+    /// Every flag that was set, by name.
     pub values: BTreeMap<String, String>,
 }
 
@@ -26,16 +28,24 @@ pub struct FlagSet {
 pub struct AuditEntry {
     /// The flag-set version this change produced.
     pub version: u64,
+    /// When it was made.
     pub at: DateTime<Utc>,
+    /// Who made it.
     pub actor: String,
+    /// Why, as the operator said.
     pub reason: String,
+    /// The flag changed.
     pub name: String,
+    /// Its value before (`None`: it was unset).
     pub old: Option<String>,
+    /// Its value after.
     pub new: String,
 }
 
+/// The stored flags and their audit trail.
 #[async_trait]
 pub trait FlagStore: Send + Sync + std::fmt::Debug {
+    /// Every flag and the set's version.
     async fn get_all(&self) -> Result<FlagSet>;
     /// Set one flag and write its audit entry atomically. The name and value
     /// must pass [`validate`] (adapters call it). Returns the new set.
@@ -47,6 +57,7 @@ pub trait FlagStore: Send + Sync + std::fmt::Debug {
 /// Kill-switch scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum KillSwitch {
+    /// Nothing is stopped.
     #[default]
     Off,
     /// No customer-facing message, ever.
@@ -56,6 +67,7 @@ pub enum KillSwitch {
 }
 
 impl KillSwitch {
+    /// From its flag value (`off`, `auto_replies`, `all_writes`).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "off" => Some(KillSwitch::Off),
@@ -64,6 +76,7 @@ impl KillSwitch {
             _ => None,
         }
     }
+    /// Its flag value.
     pub fn as_str(self) -> &'static str {
         match self {
             KillSwitch::Off => "off",
@@ -111,14 +124,20 @@ pub fn validate(name: &str, value: &str) -> Result<()> {
 /// The typed view of a [`FlagSet`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
+    /// The flag set's version.
     pub version: u64,
+    /// `kill-switch`.
     pub kill_switch: KillSwitch,
+    /// `shadow`: every write is built and recorded, not sent.
     pub shadow: bool,
+    /// `safe-mode`: route only, no customer-facing writes or optional
+    /// enrichment.
     pub safe_mode: bool,
     values: BTreeMap<String, String>,
 }
 
 impl Flags {
+    /// The typed view of `set`; absent flags have their defaults.
     pub fn from_set(set: &FlagSet) -> Self {
         let get = |k: &str| set.values.get(k).map(String::as_str);
         Flags {
@@ -131,18 +150,21 @@ impl Flags {
             values: set.values.clone(),
         }
     }
+    /// False when `channel.<channel>` is `off`.
     pub fn channel_enabled(&self, channel: &str) -> bool {
         self.values
             .get(&format!("channel.{channel}"))
             .map(String::as_str)
             != Some("off")
     }
+    /// False when `template.<template>` is `off`.
     pub fn template_enabled(&self, template: &str) -> bool {
         self.values
             .get(&format!("template.{template}"))
             .map(String::as_str)
             != Some("off")
     }
+    /// True when `pause.<downstream>` is `on`.
     pub fn paused(&self, downstream: &str) -> bool {
         self.values
             .get(&format!("pause.{downstream}"))

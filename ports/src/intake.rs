@@ -18,11 +18,15 @@ use crate::{CreateOutcome, Ledger, LedgerRecord, OutgoingMessage, Queue, Result}
 pub struct EnqueueOnce {
     /// The ledger key: the envelope's event id.
     pub key: String,
+    /// sha256 of the normalized payload (see [`LedgerRecord::payload_hash`]).
     pub payload_hash: String,
     /// Random token of this attempt (holds the claim while in progress).
     pub owner: String,
+    /// How long the claim holds before another attempt may take it over.
     pub in_progress_for: Duration,
+    /// How long the record is kept once created.
     pub keep_for: Duration,
+    /// What to send.
     pub message: OutgoingMessage,
 }
 
@@ -36,6 +40,7 @@ pub enum EnqueueOutcome {
     Exists(LedgerRecord),
 }
 
+/// Enqueue exactly once per event id: the ingress's one port call.
 #[async_trait]
 pub trait Intake: Send + Sync + std::fmt::Debug {
     /// Claim, send, mark. On a send failure nothing stays claimed (the claim
@@ -47,7 +52,9 @@ pub trait Intake: Send + Sync + std::fmt::Debug {
 /// The three-call implementation over any ledger and queue.
 #[derive(Debug, Clone)]
 pub struct ComposedIntake {
+    /// Where the claim is kept.
     pub ledger: Arc<dyn Ledger>,
+    /// Where the message goes.
     pub queue: Arc<dyn Queue>,
 }
 

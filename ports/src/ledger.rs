@@ -34,19 +34,24 @@ pub(crate) fn check_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Where an event id is in the intake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerState {
+    /// Claimed by an attempt that is enqueueing it.
     InProgress,
+    /// On the queue: later deliveries are duplicates.
     Enqueued,
 }
 
 impl LedgerState {
+    /// Its stored name (`in_progress`, `enqueued`).
     pub fn as_str(self) -> &'static str {
         match self {
             LedgerState::InProgress => "in_progress",
             LedgerState::Enqueued => "enqueued",
         }
     }
+    /// From its stored name.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "in_progress" => Some(LedgerState::InProgress),
@@ -56,17 +61,22 @@ impl LedgerState {
     }
 }
 
+/// One event id's record in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerRecord {
     /// The event id.
     pub key: String,
+    /// Claimed or enqueued.
     pub state: LedgerState,
     /// sha256 of the normalized payload: same key + other hash = conflict.
     pub payload_hash: String,
     /// Random token of the writer that holds the in-progress claim.
     pub owner: String,
+    /// When the record was created (or taken over).
     pub created_at: DateTime<Utc>,
+    /// When an `InProgress` claim may be taken over.
     pub in_progress_until: DateTime<Utc>,
+    /// When the record stops counting (the key is free again).
     pub expires_at: DateTime<Utc>,
 }
 
@@ -84,6 +94,8 @@ pub enum CreateOutcome {
     Exists(LedgerRecord),
 }
 
+/// The ingress idempotency ledger: one record per accepted event id, with
+/// claims that expire.
 #[async_trait]
 pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Conditionally create `key` as `InProgress` owned by `owner`.
@@ -102,5 +114,6 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Delete the record if `owner` holds an `InProgress` claim (no-op
     /// otherwise): a failed enqueue must not block retries.
     async fn release(&self, key: &str, owner: &str) -> Result<()>;
+    /// The live record of `key`; `None` if absent or expired.
     async fn get(&self, key: &str) -> Result<Option<LedgerRecord>>;
 }

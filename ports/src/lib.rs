@@ -13,9 +13,11 @@
 //! - `secrets.rs` — [`SecretSource`] and the TTL cache [`Secrets`].
 //! - `blobs.rs` — [`BlobStore`]: raw emails referenced by the SES S3 action.
 //! - `backend.rs` — [`Backend`] (the bundle) and [`BackendConfig`].
+//! - `metrics.rs` — the crate's metric names and their recording helpers.
 //! - `embedded/` — SQLite adapters (WAL, group commit on one writer thread).
 //! - `aws/` — AWS SDK adapters; SDK errors are translated there, once.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod aws;
 mod backend;
@@ -26,6 +28,7 @@ mod events;
 mod flags;
 mod intake;
 mod ledger;
+pub mod metrics;
 mod queue;
 mod secrets;
 

@@ -45,8 +45,12 @@ pub(crate) fn check_size(msg: &OutgoingMessage) -> Result<()> {
 /// envelope crate derives such ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
+    /// FIFO group: messages of one group are delivered in order, one at a
+    /// time.
     pub group_id: String,
+    /// A second send with this id within the dedup window enqueues nothing.
     pub dedup_id: String,
+    /// The payload (an encoded envelope).
     pub body: String,
     /// String attributes (e.g. `traceparent`).
     pub attributes: BTreeMap<String, String>,
@@ -55,14 +59,21 @@ pub struct OutgoingMessage {
 /// A received message. `receipt` is valid for this receive only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedMessage {
+    /// The queue's id of the message.
     pub message_id: String,
+    /// Names this delivery to `delete`, `change_visibility`, `dead_letter`.
     pub receipt: String,
+    /// Its FIFO group.
     pub group_id: String,
+    /// Its (logical) dedup id, kept across a redrive.
     pub dedup_id: String,
+    /// The payload.
     pub body: String,
+    /// Its string attributes.
     pub attributes: BTreeMap<String, String>,
     /// 1 on first delivery, +1 on each redelivery.
     pub receive_count: u32,
+    /// When it was sent.
     pub sent_at: DateTime<Utc>,
 }
 
@@ -71,22 +82,33 @@ pub struct ReceivedMessage {
 pub struct DeadLetter {
     /// Stable id for `dlq show` / `dlq redrive` (the original message id).
     pub id: String,
+    /// Its FIFO group.
     pub group_id: String,
+    /// Its original dedup id.
     pub dedup_id: String,
+    /// The payload.
     pub body: String,
+    /// Its string attributes (without the DLQ's own).
     pub attributes: BTreeMap<String, String>,
     /// Why it was dead-lettered (attribute `dlq_reason`, or
     /// "exceeded max receive count" when the queue moved it).
     pub reason: String,
+    /// Deliveries before it was dead-lettered.
     pub receive_count: u32,
+    /// When it was first sent.
     pub sent_at: DateTime<Utc>,
 }
 
 /// Which dead letters to put back on the main queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redrive {
+    /// The dead letter with this [`DeadLetter::id`].
     One(String),
-    All { group: Option<String> },
+    /// Every dead letter, or only those of one group.
+    All {
+        /// The group; `None` for all groups.
+        group: Option<String>,
+    },
 }
 
 /// Approximate counts for `status`.
@@ -96,6 +118,7 @@ pub struct QueueStats {
     pub visible: u64,
     /// Received and not yet deleted.
     pub in_flight: u64,
+    /// Messages in the dead-letter queue.
     pub dlq: u64,
     /// Age of the oldest message still on the main queue, if known.
     pub oldest_age: Option<Duration>,
@@ -145,5 +168,6 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Move dead letters back to the main queue keeping group id, dedup id
     /// and their order within a group. Returns how many moved.
     async fn dlq_redrive(&self, which: Redrive) -> Result<usize>;
+    /// Approximate message counts.
     async fn stats(&self) -> Result<QueueStats>;
 }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::Result;
 
+/// Where secrets are kept (files, Secrets Manager), uncached.
 #[async_trait]
 pub trait SecretSource: Send + Sync + std::fmt::Debug {
     /// `Ok(None)` when no secret has that name.
@@ -42,6 +43,7 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
+    /// `source` behind a cache that keeps each value for `ttl`.
     pub fn new(source: Arc<dyn SecretSource>, ttl: Duration) -> Self {
         Secrets {
             source,

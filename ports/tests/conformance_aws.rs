@@ -2,14 +2,16 @@
 //! servers on loopback: moto (SQS, Secrets Manager, S3) and DynamoDB Local.
 //! Nothing is mocked in-process.
 //!
-//! Run: `scripts/local-aws/start && . .local-aws/env && cargo test -p ports
-//! --test conformance_aws` (or `scripts/test`, which starts and stops the
-//! servers itself). Without `SWITCHYARD_AWS_TESTS` every test prints
-//! "skipped" and passes.
+//! Every case that needs the servers is `#[ignore]`d: a plain `cargo test`
+//! lists it as ignored. Run them with `scripts/test` (which starts and
+//! stops the servers itself), or `scripts/local-aws/start && .
+//! .local-aws/env && cargo test --workspace --all-targets --test
+//! conformance_aws -- --include-ignored`. Run without the servers, such a
+//! case fails (`SWITCHYARD_AWS_TESTS is not set`).
 //!
 //! Each case provisions its own prefix (`t<12 hex>`), so cases run in
 //! parallel. Where a local server's fidelity gap forces a case to differ
-//! (LOCAL-AWS.md), the case below says so; `suite_is_fully_covered` fails
+//! (`docs/aws.md`), the case below says so; `suite_is_fully_covered` fails
 //! if the shared suite grows a case this file neither runs nor explains.
 #[macro_use]
 #[allow(unused_macros)]
@@ -20,14 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ports::{AwsSettings, Backend, CreateOutcome, NewEvent, PortError};
-
-fn enabled() -> bool {
-    if std::env::var_os("SWITCHYARD_AWS_TESTS").is_some() {
-        return true;
-    }
-    eprintln!("skipped: SWITCHYARD_AWS_TESTS not set (run scripts/test)");
-    false
-}
 
 fn settings(prefix: &str) -> AwsSettings {
     let mut s = AwsSettings::new(prefix);
@@ -47,18 +41,17 @@ async fn make(scope: conformance::Scope) -> Backend {
     ports::aws::open(&s).await.expect("open aws backend")
 }
 
-/// Like the suite's `conformance_cases!`, plus the skip when the local
-/// servers are not configured.
+/// Like the suite's `conformance_cases!`, each case ignored unless asked
+/// for, and failing when asked for without the local servers.
 macro_rules! aws_cases {
     ($($case:ident),+ $(,)?) => {
         /// The shared cases this file runs unchanged.
         const RUN_UNCHANGED: &[&str] = &[$(stringify!($case)),+];
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
             async fn $case() {
-                if !enabled() {
-                    return;
-                }
+                ports::aws::require_local_servers();
                 let h = conformance::Harness::new(|s| Box::pin(make(s))).await;
                 tokio::time::timeout(conformance::CASE_TIMEOUT, conformance::$case(&h))
                     .await
@@ -149,10 +142,9 @@ async fn backend() -> (conformance::Scope, Backend) {
 /// Variant of queue_stale_receipt_refused (see DIFFERS): a receipt SQS
 /// rejects maps to NotFound, and the message is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
 async fn aws_invalid_receipt_refused() {
-    if !enabled() {
-        return;
-    }
+    ports::aws::require_local_servers();
     let (_scope, b) = backend().await;
     b.queue
         .send(conformance::msg("g", "d1", "m1"))
@@ -186,10 +178,9 @@ async fn aws_invalid_receipt_refused() {
 /// max_receive_count updates the redrive policy; open works after init and
 /// names the missing resource before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
 async fn aws_provision_is_idempotent() {
-    if !enabled() {
-        return;
-    }
+    ports::aws::require_local_servers();
     let prefix = conformance::Scope::new().name;
     let s = settings(&prefix);
     match ports::aws::open(&s).await {
@@ -241,10 +232,9 @@ async fn aws_provision_is_idempotent() {
 /// a stream larger than one 1 MB DynamoDB page returns every event in
 /// order (Query paging).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
 async fn aws_large_appends_and_paged_reads() {
-    if !enabled() {
-        return;
-    }
+    ports::aws::require_local_servers();
     let (_scope, b) = backend().await;
     let filler = "x".repeat(25_000);
     let mut version = 0;
@@ -289,10 +279,9 @@ async fn aws_large_appends_and_paged_reads() {
 /// the others get a typed, retryable answer; of 6 ledger creates of one key
 /// exactly one owns it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
 async fn aws_concurrent_writers_one_winner() {
-    if !enabled() {
-        return;
-    }
+    ports::aws::require_local_servers();
     let (_scope, b) = backend().await;
     let b = Arc::new(b);
     let mut tasks = Vec::new();
@@ -416,10 +405,9 @@ fn template_matches_provision() {
 /// (`worker/src/consumer.rs`, tested by
 /// `worker/tests/pipeline.rs::a_dead_consumers_batch_is_processed_in_order`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
 async fn local_sqs_gap_redelivers_the_newest_of_an_expired_group_first() {
-    if !enabled() {
-        return;
-    }
+    ports::aws::require_local_servers();
     let (_scope, b) = backend().await;
     for (dedup, body) in [("d1", "m1"), ("d2", "m2"), ("d3", "m3")] {
         b.queue

@@ -20,7 +20,9 @@ conformance_suite!(make);
 //
 // The child is this same test binary, re-run on one `#[ignore]`d test with
 // an environment variable naming its job; run alone, those tests do nothing
-// useful, which is why they are ignored.
+// useful, which is why they are ignored. Their names start with
+// `child_process_`, so a run with `--include-ignored` can skip them
+// (`scripts/test` passes `--skip child_process_`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -51,7 +53,7 @@ fn child_settings() -> Option<EmbeddedSettings> {
 /// each append returned. Killed by the parent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "child process of kill9_loses_no_acknowledged_append"]
-async fn kill9_child_writer() {
+async fn child_process_kill9_writer() {
     let Some(s) = child_settings() else { return };
     let b = ports::embedded::open(&s).await.expect("open");
     let mut tasks = Vec::new();
@@ -92,7 +94,7 @@ async fn kill9_child_writer() {
 fn kill9_loses_no_acknowledged_append() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut proc = child("kill9_child_writer", &data)
+    let mut proc = child("child_process_kill9_writer", &data)
         .spawn()
         .expect("spawn child");
     let stdout = proc.stdout.take().expect("stdout");
@@ -144,7 +146,7 @@ fn kill9_loses_no_acknowledged_append() {
 /// Child: the environment variable wins over the secret file.
 #[tokio::test]
 #[ignore = "child process of secret_env_var_overrides_file"]
-async fn secret_env_child() {
+async fn child_process_secret_env() {
     let Some(s) = child_settings() else { return };
     let b = ports::embedded::open(&s).await.expect("open");
     b.secrets
@@ -159,7 +161,7 @@ async fn secret_env_child() {
 #[test]
 fn secret_env_var_overrides_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = child("secret_env_child", &dir.path().join("data"))
+    let out = child("child_process_secret_env", &dir.path().join("data"))
         .env("SWITCHYARD_SECRET_RICHPANEL_API_KEY", "from-env")
         .output()
         .expect("run child");

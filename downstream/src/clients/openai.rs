@@ -9,10 +9,13 @@ use crate::{Bucket, CallError, Downstream, Downstreams, Method};
 /// `confidence` is clamped to 0–1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Classification {
+    /// One of the caller's labels.
     pub intent: String,
+    /// How sure the model is, 0–1.
     pub confidence: f64,
 }
 
+/// The OpenAI-compatible client (a view of [`Downstreams`]).
 #[derive(Debug, Clone)]
 pub struct OpenAi {
     ds: Downstreams,

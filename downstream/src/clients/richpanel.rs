@@ -8,31 +8,42 @@ use crate::{Bucket, CallContext, CallError, Downstream, Downstreams, Method, Wri
 /// A conversation as Richpanel returns it (unknown fields ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ticket {
+    /// Richpanel's id of the conversation.
     #[serde(deserialize_with = "id::string")]
     pub id: String,
+    /// `OPEN`, `CLOSED`...
     #[serde(default)]
     pub status: Option<String>,
+    /// Subject line, if any.
     #[serde(default)]
     pub subject: Option<String>,
+    /// Its tags.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The agent it is assigned to.
     #[serde(default, deserialize_with = "id::opt_string")]
     pub assignee_id: Option<String>,
+    /// When it was opened (as Richpanel writes it).
     #[serde(default)]
     pub created_at: Option<String>,
+    /// When it last changed.
     #[serde(default)]
     pub updated_at: Option<String>,
+    /// The channel it came in through.
     #[serde(default)]
     pub via: Via,
     /// Messages, oldest first as Richpanel lists them.
     #[serde(default, alias = "messages")]
     pub comments: Vec<Comment>,
+    /// Its page in Richpanel.
     #[serde(default)]
     pub url: Option<String>,
 }
 
+/// Where a conversation or message came in.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Via {
+    /// The channel's name (`email`, `livechat`...).
     #[serde(default)]
     pub channel: Option<String>,
 }
@@ -40,21 +51,28 @@ pub struct Via {
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comment {
+    /// Richpanel's id of the message.
     #[serde(deserialize_with = "id::string")]
     pub id: String,
+    /// The message as plain text.
     #[serde(default)]
     pub plain_body: Option<String>,
+    /// The message as sent (may be HTML).
     #[serde(default)]
     pub body: Option<String>,
+    /// When it was written.
     #[serde(default)]
     pub created_at: Option<String>,
     /// True for messages written by an agent or a bot: never acted on.
     #[serde(default, rename = "isOperator")]
     pub is_operator: bool,
+    /// Who wrote it.
     #[serde(default, deserialize_with = "id::opt_string")]
     pub author_id: Option<String>,
+    /// Its type, as Richpanel names it.
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+    /// The channel it came in through.
     #[serde(default)]
     pub via: Via,
 }
@@ -62,6 +80,7 @@ pub struct Comment {
 /// A reply or internal note added with an update.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketReply {
+    /// The text.
     pub body: String,
     /// `true` = sent to the customer (customer-facing: stopped by
     /// `kill-switch=auto_replies` and safe mode); `false` = internal note.
@@ -71,9 +90,13 @@ pub struct TicketReply {
 /// Fields to change; `None` leaves a field as is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TicketUpdate {
+    /// Replace the tags.
     pub tags: Option<Vec<String>>,
+    /// Assign to this agent.
     pub assignee_id: Option<String>,
+    /// Set the status.
     pub status: Option<String>,
+    /// Add a reply or note.
     pub comment: Option<TicketReply>,
 }
 

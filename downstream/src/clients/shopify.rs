@@ -9,36 +9,50 @@ use crate::{Bucket, CallError, Downstream, Downstreams, Method};
 /// The order fields switchyard uses (no customer contact data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
+    /// Shopify's id of the order.
     #[serde(deserialize_with = "id::string")]
     pub id: String,
     /// `#1001`.
     pub name: String,
+    /// `1001`.
     #[serde(default)]
     pub order_number: Option<u64>,
+    /// `paid`, `refunded`...
     #[serde(default)]
     pub financial_status: Option<String>,
+    /// `fulfilled`, `partial`, or none yet.
     #[serde(default)]
     pub fulfillment_status: Option<String>,
+    /// When it was placed.
     #[serde(default)]
     pub created_at: Option<String>,
+    /// When it was cancelled, if it was.
     #[serde(default)]
     pub cancelled_at: Option<String>,
+    /// Total, as a decimal string.
     #[serde(default)]
     pub total_price: Option<String>,
+    /// Currency code of the total.
     #[serde(default)]
     pub currency: Option<String>,
+    /// Shipments.
     #[serde(default)]
     pub fulfillments: Vec<Fulfillment>,
 }
 
+/// One shipment of an order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fulfillment {
+    /// `success`, `cancelled`...
     #[serde(default)]
     pub status: Option<String>,
+    /// Carrier.
     #[serde(default)]
     pub tracking_company: Option<String>,
+    /// Carrier's tracking number.
     #[serde(default)]
     pub tracking_number: Option<String>,
+    /// Carrier's tracking page.
     #[serde(default)]
     pub tracking_url: Option<String>,
 }
@@ -48,6 +62,7 @@ struct Orders {
     orders: Vec<Order>,
 }
 
+/// The Shopify Admin client (a view of [`Downstreams`]).
 #[derive(Debug, Clone)]
 pub struct Shopify {
     ds: Downstreams,

@@ -39,7 +39,9 @@ pub use state::LoggedRequest;
 /// (sliding window); further requests get 429.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FakeQuota {
+    /// Requests allowed per window.
     pub limit: u32,
+    /// The window's length.
     pub window_ms: u64,
 }
 
@@ -47,8 +49,11 @@ pub struct FakeQuota {
 /// reset): requests inside it get `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Outage {
+    /// Start.
     pub from_ms: u64,
+    /// End.
     pub to_ms: u64,
+    /// The status answered inside (default 503).
     #[serde(default = "default_outage_status")]
     pub status: u16,
 }
@@ -60,7 +65,9 @@ fn default_outage_status() -> u16 {
 /// A uniformly random delay, `min_ms..=max_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LatencyRange {
+    /// Shortest delay.
     pub min_ms: u64,
+    /// Longest delay.
     pub max_ms: u64,
 }
 
@@ -83,6 +90,7 @@ pub struct FakeConfig {
     pub latency_ms: u64,
     /// Share (0–1) of requests answered 500 at random.
     pub error_rate: f64,
+    /// Windows in which every request gets the outage's status.
     pub outages: Vec<Outage>,
     /// Answer every request with this status (e.g. 500 for "down" until
     /// cleared). Checked before the quota.
@@ -96,6 +104,7 @@ pub struct FakeConfig {
     /// Share (0–1) of writes applied on arrival and answered only after
     /// `late_answer_ms`: past the client's timeout, an ambiguous outcome.
     pub late_answer_rate: f64,
+    /// How late a late answer comes.
     pub late_answer_ms: u64,
 }
 
@@ -158,6 +167,7 @@ impl FakeServer {
 /// A running fake server. Dropping it stops the server.
 #[derive(Debug)]
 pub struct FakeHandle {
+    /// Where it listens.
     pub addr: SocketAddr,
     state: Arc<Mutex<FakeState>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -202,10 +212,12 @@ impl FakeHandle {
         self.lock().elapsed_ms()
     }
 
+    /// The faults and quota in force.
     pub fn config(&self) -> FakeConfig {
         self.lock().cfg.clone()
     }
 
+    /// Replace the faults and quota.
     pub fn set_config(&self, cfg: FakeConfig) {
         self.lock().cfg = cfg;
     }

@@ -48,95 +48,138 @@ async fn faults(State(state): State<Shared>, req: Request, next: Next) -> Respon
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_owned(), |p| p.to_string());
     let arrived = tokio::time::Instant::now();
-    let (index, latency, answer_after) = {
-        let mut s = lock(&state);
-        let entry = LoggedRequest {
-            method: parts.method.to_string(),
-            path: path.clone(),
-            body: serde_json::from_slice(&bytes).ok(),
-            at_ms: s.elapsed_ms(),
-            status: 0,
-            retry_after_secs: None,
-            idempotency_key: parts
-                .headers
-                .get("idempotency-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-        };
-        let answer_after = entry.is_write().then(|| write_delay(&s.cfg)).flatten();
-        s.log.push(entry);
-        let index = s.log.len() - 1;
-        s.in_flight.insert(index);
-        (index, s.cfg.latency_ms, answer_after)
-    };
+    let arrival = log_arrival(&state, &parts, path.clone(), &bytes);
     // Dropped when the answer is sent or the client goes away.
     let _answering = Answering {
         state: state.clone(),
-        index,
+        index: arrival.index,
     };
     let is_richpanel = path.starts_with("/v1/tickets") || path.starts_with("/v1/order");
-    // The quota counts a request when it arrives, as the real one would.
-    let (verdict, fault) = {
-        let mut s = lock(&state);
-        let at = s.log.get(index).map_or(0.0, |r| r.at_ms);
-        let fault = s.fault(at);
-        let verdict = if is_richpanel && fault.is_none() {
-            Some(s.quota(arrived))
-        } else {
-            None
-        };
-        (verdict, fault)
-    };
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
+    let (verdict, fault) = judge(&state, arrival.index, is_richpanel, arrived);
+    if arrival.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(arrival.latency_ms)).await;
     }
-    let verdict_limited = match &verdict {
-        Some(QuotaVerdict::Limited { retry_after_secs }) if fault.is_none() => {
-            Some(QuotaVerdict::Limited {
-                retry_after_secs: *retry_after_secs,
-            })
-        }
+    let limited_for = match (&fault, &verdict) {
+        (None, Some(QuotaVerdict::Limited { retry_after_secs })) => Some(*retry_after_secs),
         _ => None,
     };
     let response = match (fault, verdict) {
-        (Some(status), _) => {
-            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (code, Json(json!({"error": "injected fault"}))).into_response()
-        }
-        (None, Some(QuotaVerdict::Limited { retry_after_secs })) => {
-            let mut r = (
-                StatusCode::TOO_MANY_REQUESTS,
-                Json(json!({"error": "rate limit exceeded"})),
-            )
-                .into_response();
-            r.headers_mut()
-                .insert("retry-after", HeaderValue::from(retry_after_secs));
-            r.headers_mut()
-                .insert("x-ratelimit-remaining", HeaderValue::from(0u32));
-            r
-        }
+        (Some(status), _) => injected_fault(status),
+        (None, Some(QuotaVerdict::Limited { retry_after_secs })) => rate_limited(retry_after_secs),
         (None, verdict) => {
-            let mut r = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
-            if let Some(QuotaVerdict::Allowed { remaining }) = verdict {
-                r.headers_mut()
-                    .insert("x-ratelimit-remaining", HeaderValue::from(remaining));
-            }
-            // A slow write: its effect is in place, the answer is not.
-            if let Some(ms) = answer_after {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-            r
+            let req = Request::from_parts(parts, Body::from(bytes));
+            answer(next, req, verdict, arrival.answer_after_ms).await
         }
     };
-    if let Some(entry) = lock(&state).log.get_mut(index) {
+    if let Some(entry) = lock(&state).log.get_mut(arrival.index) {
         entry.status = response.status().as_u16();
-        if let Some(QuotaVerdict::Limited { retry_after_secs }) = verdict_limited {
-            entry.retry_after_secs = Some(retry_after_secs);
+        if let Some(secs) = limited_for {
+            entry.retry_after_secs = Some(secs);
         }
     }
     response
+}
+
+/// A request as logged on arrival, and how the fake treats it.
+struct Arrival {
+    /// Its place in the request log.
+    index: usize,
+    /// Latency added before it is handled.
+    latency_ms: u64,
+    /// For a slow write: how long its answer waits once it is applied.
+    answer_after_ms: Option<u64>,
+}
+
+/// Log the request (still unanswered, in flight).
+fn log_arrival(
+    state: &Shared,
+    parts: &axum::http::request::Parts,
+    path: String,
+    body: &[u8],
+) -> Arrival {
+    let mut s = lock(state);
+    let entry = LoggedRequest {
+        method: parts.method.to_string(),
+        path,
+        body: serde_json::from_slice(body).ok(),
+        at_ms: s.elapsed_ms(),
+        status: 0,
+        retry_after_secs: None,
+        idempotency_key: parts
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let answer_after_ms = entry.is_write().then(|| write_delay(&s.cfg)).flatten();
+    s.log.push(entry);
+    let index = s.log.len() - 1;
+    s.in_flight.insert(index);
+    Arrival {
+        index,
+        latency_ms: s.cfg.latency_ms,
+        answer_after_ms,
+    }
+}
+
+/// The fault injected into the logged request `index`, if any, and else
+/// (Richpanel routes only) the quota's verdict. The quota counts a request
+/// when it arrives, as the real one would.
+fn judge(
+    state: &Shared,
+    index: usize,
+    is_richpanel: bool,
+    arrived: tokio::time::Instant,
+) -> (Option<QuotaVerdict>, Option<u16>) {
+    let mut s = lock(state);
+    let at = s.log.get(index).map_or(0.0, |r| r.at_ms);
+    let fault = s.fault(at);
+    let verdict = if is_richpanel && fault.is_none() {
+        Some(s.quota(arrived))
+    } else {
+        None
+    };
+    (verdict, fault)
+}
+
+/// The answer to a request hit by an injected fault.
+fn injected_fault(status: u16) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, Json(json!({"error": "injected fault"}))).into_response()
+}
+
+/// The answer to a request over the quota.
+fn rate_limited(retry_after_secs: u64) -> Response {
+    let mut r = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(json!({"error": "rate limit exceeded"})),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert("retry-after", HeaderValue::from(retry_after_secs));
+    r.headers_mut()
+        .insert("x-ratelimit-remaining", HeaderValue::from(0u32));
+    r
+}
+
+/// Handle the request, with the quota's remaining count in the answer and
+/// a slow write's answer held back.
+async fn answer(
+    next: Next,
+    req: Request,
+    verdict: Option<QuotaVerdict>,
+    answer_after_ms: Option<u64>,
+) -> Response {
+    let mut r = next.run(req).await;
+    if let Some(QuotaVerdict::Allowed { remaining }) = verdict {
+        r.headers_mut()
+            .insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+    }
+    // A slow write: its effect is in place, the answer is not.
+    if let Some(ms) = answer_after_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    r
 }
 
 /// How long a write's answer waits after the write was applied, if at all.

@@ -10,14 +10,17 @@ use super::FakeConfig;
 /// One request as the fake received it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoggedRequest {
+    /// `GET`, `PUT`, `POST`...
     pub method: String,
     /// Path and query.
     pub path: String,
+    /// The body, if it was JSON.
     pub body: Option<serde_json::Value>,
     /// Arrival, in milliseconds since the server started (or was reset).
     pub at_ms: f64,
     /// Status answered (0 while still being answered).
     pub status: u16,
+    /// The `Idempotency-Key` header, if sent.
     pub idempotency_key: Option<String>,
     /// The `Retry-After` sent with a 429, in seconds.
     #[serde(default)]
@@ -25,6 +28,8 @@ pub struct LoggedRequest {
 }
 
 impl LoggedRequest {
+    /// Whether it would change state downstream: anything but `GET` and chat
+    /// completions.
     pub fn is_write(&self) -> bool {
         self.method != "GET" && !self.path.starts_with("/v1/chat/completions")
     }

@@ -24,6 +24,7 @@ pub type ResponseFuture = BoxFuture<'static, Result<Reply, CallError>>;
 /// value; [`AroundLayer`] and [`AroundService`] are the one tower
 /// `Layer`/`Service` implementation they share.
 pub trait Around: Clone + Send + Sync + 'static {
+    /// Handle `req`, calling `inner` unless this layer answers itself.
     fn around<S>(
         self,
         inner: S,

@@ -15,23 +15,34 @@ use crate::error::NormalizeError;
 pub struct SnsMessage {
     /// `Notification`, `SubscriptionConfirmation` or `UnsubscribeConfirmation`.
     pub r#type: String,
+    /// SNS's id of the message.
     pub message_id: String,
+    /// The topic that sent it.
     pub topic_arn: String,
+    /// The publisher's subject, if any.
     #[serde(default)]
     pub subject: Option<String>,
+    /// The payload (for SES: the notification JSON).
     #[serde(default)]
     pub message: String,
+    /// When SNS published it (ISO 8601).
     pub timestamp: String,
+    /// `1` (SHA1withRSA) or `2` (SHA256withRSA).
     #[serde(default)]
     pub signature_version: Option<String>,
+    /// Base64 signature over [`SnsMessage::string_to_sign`].
     #[serde(default)]
     pub signature: Option<String>,
+    /// Where the signing certificate is served.
     #[serde(rename = "SigningCertURL", alias = "SigningCertUrl", default)]
     pub signing_cert_url: Option<String>,
+    /// Subscription confirmations: the URL that confirms when fetched.
     #[serde(rename = "SubscribeURL", alias = "SubscribeUrl", default)]
     pub subscribe_url: Option<String>,
+    /// Subscription confirmations: the confirmation token.
     #[serde(default)]
     pub token: Option<String>,
+    /// Notifications: the URL that unsubscribes the endpoint.
     #[serde(rename = "UnsubscribeURL", alias = "UnsubscribeUrl", default)]
     pub unsubscribe_url: Option<String>,
 }

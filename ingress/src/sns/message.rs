@@ -24,6 +24,7 @@ const SNS_FIELDS: &[&str] = &[
 /// Why a body is not an SNS delivery.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// Not a JSON object with the fields of an SNS message.
     #[error("not an SNS message: {0}")]
     Invalid(String),
     /// Anything beside the SNS fields is outside the signature: refused, so
@@ -49,8 +50,11 @@ pub fn parse_delivery(body: &[u8]) -> Result<SnsMessage, ParseError> {
 /// The kinds of SNS delivery this endpoint handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A published message (for SES: an inbound mail notification).
     Notification,
+    /// SNS asks the endpoint to confirm a subscription.
     SubscriptionConfirmation,
+    /// SNS reports that the endpoint was unsubscribed.
     UnsubscribeConfirmation,
 }
 

@@ -5,6 +5,7 @@ mod message;
 mod origin;
 mod verify;
 
+pub use crate::aws_names::{host_region, topic_region};
 pub use message::{Kind, ParseError, SnsMessage, kind, parse_delivery};
-pub use origin::{OriginError, check as check_origin, check_url_region, host_region, topic_region};
+pub use origin::{OriginError, check as check_origin, check_url_region};
 pub use verify::{Verifier, VerifyError};

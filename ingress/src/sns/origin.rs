@@ -14,6 +14,7 @@
 use chrono::{DateTime, Utc};
 
 use super::SnsMessage;
+use crate::aws_names::{host_region, topic_region};
 use crate::config::SnsConfig;
 
 /// Why a message is not let in. The `Display` text is safe to return and
@@ -25,16 +26,23 @@ pub enum OriginError {
         "the SES route is disabled: no SNS topic allowlist is configured (SWITCHYARD_SNS_TOPIC_ARNS)"
     )]
     RouteDisabled,
+    /// The topic (the ARN given) is not on the allowlist.
     #[error("TopicArn {0} is not on this endpoint's allowlist")]
     TopicNotAllowed(String),
+    /// `TopicArn` is not an SNS topic ARN.
     #[error("TopicArn is not an SNS topic ARN")]
     NotATopic,
+    /// `Timestamp` is not an ISO 8601 time.
     #[error("Timestamp is not an ISO 8601 time")]
     BadTimestamp,
+    /// Older than accepted: its age and the most accepted, in seconds.
     #[error("message is {0} s old, older than the {1} s accepted")]
     Stale(i64, u64),
+    /// `Timestamp` lies this many seconds in the future.
     #[error("Timestamp lies {0} s in the future")]
     Future(i64),
+    /// A URL (the field named) on an AWS host of another region than the
+    /// topic's: the field, the URL's region, the topic's region.
     #[error("{0} is in region {1}, the topic in {2}")]
     RegionMismatch(&'static str, String, String),
 }
@@ -44,34 +52,6 @@ impl OriginError {
     pub fn is_malformed(&self) -> bool {
         matches!(self, OriginError::NotATopic | OriginError::BadTimestamp)
     }
-}
-
-/// The region of an SNS topic ARN (`arn:PARTITION:sns:REGION:ACCOUNT:NAME`).
-pub fn topic_region(arn: &str) -> Option<&str> {
-    let mut parts = arn.splitn(6, ':');
-    let (arn_word, partition, service) = (parts.next()?, parts.next()?, parts.next()?);
-    let (region, account, name) = (parts.next()?, parts.next()?, parts.next()?);
-    let well_formed = arn_word == "arn"
-        && partition.starts_with("aws")
-        && service == "sns"
-        && !region.is_empty()
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && !name.is_empty();
-    well_formed.then_some(region)
-}
-
-/// The region of an AWS SNS host (`sns.REGION.amazonaws.com`, or `.com.cn`);
-/// `None` for any other host (only reachable when an operator widened the
-/// certificate host pattern, e.g. for a test server).
-pub fn host_region(host: &str) -> Option<&str> {
-    let rest = host.strip_prefix("sns.")?;
-    rest.strip_suffix(".amazonaws.com")
-        .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))
-        .filter(|r| !r.is_empty() && !r.contains('.'))
 }
 
 /// Topic allowlist and message age.
@@ -143,35 +123,6 @@ mod tests {
             topic_arns: Some(topics.iter().map(|t| (*t).to_owned()).collect()),
             ..SnsConfig::default()
         }
-    }
-
-    #[test]
-    fn arns_and_hosts_name_their_region() {
-        assert_eq!(topic_region(TOPIC), Some("us-east-1"));
-        assert_eq!(
-            topic_region("arn:aws-cn:sns:cn-north-1:123456789012:t"),
-            Some("cn-north-1")
-        );
-        for bad in [
-            "",
-            "arn:aws:sqs:us-east-1:123456789012:t",
-            "arn:aws:sns::123456789012:t",
-            "arn:aws:sns:us-east-1:1234:t",
-            "arn:aws:sns:us-east-1:123456789012:",
-            "arn:aws:sns:US-EAST-1:123456789012:t",
-        ] {
-            assert_eq!(topic_region(bad), None, "{bad}");
-        }
-        assert_eq!(
-            host_region("sns.eu-west-1.amazonaws.com"),
-            Some("eu-west-1")
-        );
-        assert_eq!(
-            host_region("sns.cn-north-1.amazonaws.com.cn"),
-            Some("cn-north-1")
-        );
-        assert_eq!(host_region("sns.evil.example.amazonaws.com"), None);
-        assert_eq!(host_region("127.0.0.1"), None);
     }
 
     #[test]

@@ -24,18 +24,26 @@ const MAX_CACHED: usize = 32;
 /// Why a message did not verify. The `Display` text is safe to return.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// The URL of the field named is not https (or allowed http) on a host
+    /// matching the certificate host pattern.
     #[error("{0} is not an allowed SNS URL")]
     UrlNotAllowed(&'static str),
+    /// `SignatureVersion` is neither 1 nor 2.
     #[error("unsupported SignatureVersion")]
     UnsupportedVersion,
+    /// The string to sign cannot be built.
     #[error("message cannot be canonicalized (unknown Type or missing field)")]
     NotCanonical,
+    /// `Signature` is not base64.
     #[error("Signature is not base64")]
     BadEncoding,
+    /// The certificate is not a usable RSA certificate (what is wrong).
     #[error("signing certificate unusable: {0}")]
     BadCertificate(&'static str),
+    /// The certificate could not be fetched (transient).
     #[error("signing certificate could not be fetched")]
     Fetch,
+    /// The signature does not verify.
     #[error("signature does not match")]
     Mismatch,
 }
@@ -58,6 +66,8 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier with `cfg`'s host pattern, scheme and fetch timeout;
+    /// `Config` for a bad host pattern.
     pub fn new(cfg: &SnsConfig) -> Result<Self, IngressError> {
         let host = Regex::new(&cfg.cert_host_pattern)
             .map_err(|e| IngressError::Config(format!("invalid SNS cert host pattern: {e}")))?;

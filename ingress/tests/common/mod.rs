@@ -1,6 +1,28 @@
 //! Test harness: the two real backends, a switchable failing queue wrapper,
 //! and an ingress served on a loopback port.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_macros, clippy::unwrap_used)]
+
+/// One test per backend for each `async fn $name(tb: TestBackend)`:
+/// `embedded::$name` runs always; `aws::$name` is ignored unless asked for
+/// (`--include-ignored`, as `scripts/test` does) and then needs the local
+/// AWS servers.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::common::embedded().await).await
+            })*
+        }
+        mod aws {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
+            async fn $name() {
+                super::$name(super::common::aws().await).await
+            })*
+        }
+    };
+}
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,12 +61,10 @@ pub async fn embedded() -> TestBackend {
     }
 }
 
-/// The AWS backend under a unique prefix when `SWITCHYARD_AWS_TESTS=1`.
-pub async fn aws() -> Option<TestBackend> {
-    if std::env::var("SWITCHYARD_AWS_TESTS").as_deref() != Ok("1") {
-        eprintln!("AWS backend skipped (set SWITCHYARD_AWS_TESTS=1, see scripts/local-aws/start)");
-        return None;
-    }
+/// The AWS backend under a unique prefix; panics unless the local servers
+/// are configured (`SWITCHYARD_AWS_TESTS=1`).
+pub async fn aws() -> TestBackend {
+    ports::aws::require_local_servers();
     let prefix = format!(
         "swy-ing-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
@@ -52,19 +72,12 @@ pub async fn aws() -> Option<TestBackend> {
     let cfg = BackendConfig::Aws(AwsSettings::new(prefix.clone()));
     Backend::provision(&cfg).await.unwrap();
     let backend = Backend::open(&cfg).await.unwrap();
-    Some(TestBackend {
+    TestBackend {
         name: "aws",
         backend,
         prefix: Some(prefix),
         _dir: None,
-    })
-}
-
-/// Every backend available in this run.
-pub async fn backends() -> Vec<TestBackend> {
-    let mut all = vec![embedded().await];
-    all.extend(aws().await);
-    all
+    }
 }
 
 /// Wraps the real queue adapter; sends fail while `fail` is on.

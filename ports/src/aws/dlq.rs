@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message};
-use serde::{Deserialize, Serialize};
 
 use super::error::{built, from_sdk};
 use super::item::from_millis;
-use super::queue::{ATTR_DEDUP, ATTR_DLQ_META, AwsQueue, message_attr, parse_received};
+use super::sqs::{ATTR_DEDUP, ATTR_DLQ_META, AwsQueue, DlqMeta, message_attr, parse_received};
 use crate::queue::ATTR_DLQ_REASON;
 use crate::{DeadLetter, PortError, Redrive, Result};
 
@@ -21,16 +20,6 @@ const REDRIVE_HOLD: Duration = Duration::from_secs(300);
 const DLQ_WAIT: Duration = Duration::from_secs(1);
 /// Bound on DLQ receives per redrive (10 messages each).
 const MAX_REDRIVE_BATCHES: usize = 10_000;
-
-/// The original identity of a directly dead-lettered message (attribute
-/// `dlq_meta`, JSON).
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct DlqMeta {
-    pub id: String,
-    pub dedup_id: String,
-    pub receive_count: u32,
-    pub sent_at_ms: i64,
-}
 
 impl AwsQueue {
     /// [`crate::Queue::dlq_list`] (see the module docs).

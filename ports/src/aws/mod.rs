@@ -12,12 +12,14 @@
 //! - `error.rs` — SDK error → [`PortError`].
 //! - `item.rs` — DynamoDB attribute helpers shared by the table adapters.
 //! - `queue.rs` — [`crate::Queue`] on SQS FIFO + FIFO DLQ.
+//! - `sqs.rs` — the SQS calls and message attributes that queue and its DLQ tools share.
 //! - `dlq.rs` — the DLQ tools of that queue: list without consuming, redrive.
 //! - `ledger.rs` — [`crate::Ledger`] on a DynamoDB table.
 //! - `events.rs` — [`crate::EventStore`] on a DynamoDB table (`TransactWriteItems`).
 //! - `flags.rs` — [`crate::FlagStore`] on a DynamoDB table.
 //! - `secrets.rs` — [`crate::SecretSource`] on Secrets Manager.
 //! - `blobs.rs` — [`crate::BlobStore`] on S3.
+//! - `local.rs` — whether the local AWS-protocol servers of the tests are there.
 //! - `provision.rs` — `switchyard init --backend aws`: create what is missing.
 mod blobs;
 mod dlq;
@@ -26,9 +28,11 @@ mod events;
 mod flags;
 mod item;
 mod ledger;
+mod local;
 pub mod provision;
 mod queue;
 mod secrets;
+mod sqs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +41,7 @@ use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
 
 use crate::{AwsSettings, Backend, PortError, Result, Secrets};
 
+pub use local::{SERVERS_NOT_SET, TESTS_ENV, local_servers_configured, require_local_servers};
 pub use provision::{ensure_bucket, provision};
 
 /// Names of everything the AWS backend uses, derived from the prefix.
@@ -126,14 +131,14 @@ pub async fn open(s: &AwsSettings) -> Result<Backend> {
     let clients = Clients::from_env().await;
     // Five independent checks; concurrently, for Lambda cold starts.
     let (queue_url, dlq_url, (), (), ()) = futures::try_join!(
-        queue::queue_url(&clients.sqs, &names.queue),
-        queue::queue_url(&clients.sqs, &names.dlq),
+        sqs::queue_url(&clients.sqs, &names.queue),
+        sqs::queue_url(&clients.sqs, &names.dlq),
         provision::require_table(&clients.ddb, &names.ledger_table),
         provision::require_table(&clients.ddb, &names.log_table),
         provision::require_table(&clients.ddb, &names.flags_table),
     )?;
     let source = secrets::AwsSecrets::new(clients.secrets.clone(), &names.secret_prefix);
-    let queue: Arc<dyn crate::Queue> = Arc::new(queue::AwsQueue::new(
+    let queue: Arc<dyn crate::Queue> = Arc::new(sqs::AwsQueue::new(
         clients.sqs.clone(),
         queue_url,
         dlq_url,

@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-use super::db::{Db, SqlResult, now_ms, to_i64, to_time, to_u64};
+use super::db::Db;
+use super::sql::{SqlResult, now_ms, to_i64, to_time, to_u64};
 use crate::{EventStore, NewEvent, PortError, Result, StoredEvent, StoredProjection};
 
 #[derive(Debug, Clone)]

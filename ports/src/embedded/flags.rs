@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::db::{Db, SqlResult, now_ms, to_time, to_u64};
+use super::db::Db;
+use super::sql::{SqlResult, now_ms, to_time, to_u64};
 use crate::flags::validate;
 use crate::{AuditEntry, FlagSet, FlagStore, Result};
 

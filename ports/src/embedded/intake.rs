@@ -5,10 +5,11 @@
 //! (its send is in the same transaction), one row write instead of two.
 use async_trait::async_trait;
 
-use super::db::{Db, dur_ms, now_ms};
+use super::db::Db;
 use super::ledger::try_create_in;
 use super::queue::{SqliteQueue, check_id, send_in};
 use super::queue_sql::{NewRow, attrs_to_json, insert_message};
+use super::sql::{dur_ms, now_ms};
 use crate::{CreateOutcome, EnqueueOnce, EnqueueOutcome, Intake, LedgerState, Result};
 
 #[derive(Debug, Clone)]

@@ -6,7 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::db::{Db, SqlResult, dur_ms, now_ms, to_time};
+use super::db::Db;
+use super::sql::{SqlResult, dur_ms, now_ms, to_time};
 use crate::{CreateOutcome, Ledger, LedgerRecord, LedgerState, PortError, Result};
 
 #[derive(Debug, Clone)]

@@ -2,7 +2,8 @@
 //! files for secrets and blobs. The default backend.
 //!
 //! # Layout
-//! - `db.rs` — the SQLite file: writer thread with group commit, read pool.
+//! - `db/` — the SQLite file: writer thread with group commit, read pool.
+//! - `sql.rs` — SQLite errors as port errors; times and counts as columns.
 //! - `schema.rs` — migrations (`user_version`).
 //! - `queue.rs` (+ `queue_sql.rs`, row helpers), `ledger.rs`, `events.rs`, `flags.rs` — the SQL ports.
 //! - `intake.rs` — ledger claim + send + mark in one write job.
@@ -29,6 +30,7 @@ mod ledger;
 mod queue;
 mod queue_sql;
 mod schema;
+mod sql;
 
 pub use db::{DB_FILE, DEFAULT_MAX_BATCH};
 pub use files::SECRET_ENV_PREFIX;

@@ -21,11 +21,12 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::Notify;
 
-use super::db::{Db, SqlResult, dur_ms, now_ms, to_time, to_u64};
+use super::db::Db;
 use super::queue_sql::{
     NewRow, attrs_from_json, attrs_to_json, insert_message, move_to_dlq, receive_now,
     remove_message, seq_of_receipt, set_visible_at,
 };
+use super::sql::{SqlResult, dur_ms, now_ms, to_time, to_u64};
 use crate::queue::ATTR_DLQ_REASON;
 use crate::{
     DeadLetter, OutgoingMessage, PortError, Queue, QueueStats, ReceivedMessage, Redrive, Result,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::db::{SqlResult, dur_ms, now_ms, to_time};
+use super::sql::{SqlResult, dur_ms, now_ms, to_time};
 use crate::queue::ATTR_DLQ_REASON;
 use crate::{PortError, ReceivedMessage, Result};
 

@@ -2,7 +2,7 @@
 //! SQLite's `user_version`. Never edit a shipped migration; append one.
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::db::SqlResult;
+use super::sql::SqlResult;
 use crate::{PortError, Result};
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.

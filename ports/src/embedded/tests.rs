@@ -93,7 +93,7 @@ async fn group_commit_batches_writers_and_isolates_a_failing_job() {
 /// failed job's writes are gone, every other job's are committed once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_fails_after_writing_rolls_back_only_itself() {
-    use super::db::SqlResult;
+    use super::sql::SqlResult;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&dir.path().join(DB_FILE), 256).expect("open");
     db.write(|c| {
@@ -386,7 +386,7 @@ async fn wal_is_checkpointed_and_restarts_under_sustained_writes() {
                         "INSERT INTO flags (name, value) VALUES (?1, ?2)",
                         rusqlite::params![format!("f-{round}-{i}"), value],
                     )
-                    .map_err(super::db::sql_err)?;
+                    .map_err(super::sql::sql_err)?;
                     Ok(())
                 })
                 .await
@@ -433,7 +433,7 @@ async fn expired_ledger_records_are_swept_as_fast_as_records_are_created() {
     let ledger = ledger::SqliteLedger::new(db.clone());
     let count = || async {
         db.read(|c| {
-            use super::db::SqlResult;
+            use super::sql::SqlResult;
             c.query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get::<_, i64>(0))
                 .db()
         })
@@ -442,7 +442,7 @@ async fn expired_ledger_records_are_swept_as_fast_as_records_are_created() {
     };
     // A thousand records whose keep window ended an hour ago.
     db.write(|c| {
-        use super::db::SqlResult;
+        use super::sql::SqlResult;
         c.execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
              INSERT INTO ledger
@@ -478,7 +478,7 @@ async fn expired_ledger_records_are_swept_as_fast_as_records_are_created() {
 /// every receive and ledger sweep).
 #[tokio::test]
 async fn cached_statements_are_not_re_prepared_when_rebound() {
-    use super::db::SqlResult;
+    use super::sql::SqlResult;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&dir.path().join(DB_FILE), 256).expect("open");
     let reprepared = db

@@ -156,7 +156,7 @@ pub async fn queue_long_poll_wakes_on_send(h: &Harness) {
 
 /// A second send with the same dedup id inside the window (first copy still
 /// queued) is accepted and dropped. (Not tested: a duplicate after the first
-/// was deleted — moto delivers it again, see LOCAL-AWS.md.)
+/// was deleted — moto delivers it again, see `docs/aws.md`.)
 pub async fn queue_dedup_within_window(h: &Harness) {
     let q = &h.b.queue;
     q.send(msg("g", "same", "first")).await.expect("send");

@@ -5,7 +5,9 @@
 //! server errors, timeouts and connection errors; 4xx and 429 are neutral.
 //! Every transition is a metric (`downstream_breaker_transitions_total`,
 //! gauge `downstream_breaker_state`: 0 closed, 1 half-open, 2 open) and a log
-//! line. No maintained crate fits (see CRATES.md), hence this small one.
+//! line. No crate is both maintained and stable (`failsafe` has been
+//! dormant since 2024, `tower-resilience` is pre-1.0 with frequent breaking
+//! changes), hence this small one with an injectable clock.
 mod state;
 
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,7 @@ pub struct Breaker {
 }
 
 impl Breaker {
+    /// A closed breaker for `downstream`, tuned by `cfg`, timed by `clock`.
     pub fn new(downstream: Downstream, cfg: BreakerConfig, clock: Arc<dyn Clock>) -> Self {
         Breaker {
             downstream,
@@ -43,6 +46,7 @@ impl Breaker {
         }
     }
 
+    /// Its state now.
     pub fn state(&self) -> BreakerState {
         self.lock().state()
     }
@@ -74,6 +78,7 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// Record how the call ended.
     pub fn record(mut self, outcome: Outcome) {
         self.done = true;
         self.breaker.lock().record(self.permit, outcome);
@@ -88,6 +93,9 @@ impl Drop for Guard {
     }
 }
 
+/// How a call's result counts for the breaker: downstream failures
+/// (server errors, timeouts, connection errors) fail, 4xx and 429 are
+/// neutral.
 pub fn outcome(r: &Result<Reply, CallError>) -> Outcome {
     match r {
         Ok(_) => Outcome::Success,
@@ -102,9 +110,11 @@ pub struct BreakerGate {
     breaker: Arc<Breaker>,
 }
 
+/// The breaker as a tower layer.
 pub type BreakerLayer = AroundLayer<BreakerGate>;
 
 impl BreakerLayer {
+    /// The layer around `breaker`.
     pub fn new(breaker: Arc<Breaker>) -> Self {
         AroundLayer(BreakerGate { breaker })
     }

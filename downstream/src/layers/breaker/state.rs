@@ -12,9 +12,11 @@ use crate::config::BreakerConfig;
 /// A time source. The default reads tokio's clock (so `tokio::time::pause`
 /// drives it); tests may substitute a manual one.
 pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current instant.
     fn now(&self) -> Instant;
 }
 
+/// The default [`Clock`]: tokio's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioClock;
 
@@ -28,13 +30,16 @@ impl Clock for TokioClock {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
+    /// Calls go through; failures are counted.
     Closed,
     /// One probe is allowed through; its outcome decides.
     HalfOpen,
+    /// Calls fail fast until the open time is over.
     Open,
 }
 
 impl BreakerState {
+    /// Its name (`closed`, `half_open`, `open`).
     pub fn as_str(self) -> &'static str {
         match self {
             BreakerState::Closed => "closed",
@@ -61,7 +66,9 @@ enum State {
 /// How a call ended, as far as downstream health goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The downstream answered.
     Success,
+    /// The downstream failed (5xx, timeout, connection error).
     Failure,
     /// Says nothing about health (a 4xx, a 429, a local suppression, a
     /// cancelled call).
@@ -71,7 +78,9 @@ pub enum Outcome {
 /// Permission to make one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permit {
+    /// An ordinary call.
     Normal,
+    /// The one half-open probe.
     Probe,
 }
 
@@ -89,7 +98,7 @@ pub struct Machine {
 
 impl Machine {
     pub fn new(name: &'static str, cfg: BreakerConfig, clock: Arc<dyn Clock>) -> Self {
-        metrics::gauge!("downstream_breaker_state", "downstream" => name).set(0.0);
+        crate::metrics::breaker_state(name, BreakerState::Closed.gauge());
         Machine {
             name,
             cfg,
@@ -205,10 +214,8 @@ impl Machine {
         if from == to {
             return;
         }
-        metrics::counter!("downstream_breaker_transitions_total",
-            "downstream" => self.name, "from" => from.as_str(), "to" => to.as_str())
-        .increment(1);
-        metrics::gauge!("downstream_breaker_state", "downstream" => self.name).set(to.gauge());
+        crate::metrics::breaker_transition(self.name, from.as_str(), to.as_str());
+        crate::metrics::breaker_state(self.name, to.gauge());
         if to == BreakerState::Open {
             tracing::warn!(
                 downstream = self.name,

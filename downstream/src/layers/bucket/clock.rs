@@ -27,6 +27,7 @@ impl Reference for TokioInstant {
     }
 }
 
+/// The bucket's clock: tokio's (so `tokio::time::pause` drives it).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioClock;
 

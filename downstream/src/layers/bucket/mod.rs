@@ -34,6 +34,7 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("no token within the wait bound (needed {retry_after:?})")]
 pub struct Exhausted {
+    /// The wait that would have been needed.
     pub retry_after: Duration,
 }
 
@@ -90,16 +91,14 @@ impl Limiter {
                 None => match self.governor.check() {
                     Ok(()) => {
                         let waited = start.elapsed();
-                        metrics::histogram!("downstream_bucket_wait_seconds", "bucket" => self.name)
-                            .record(waited.as_secs_f64());
+                        crate::metrics::bucket_wait(self.name, waited.as_secs_f64());
                         return Ok(());
                     }
                     Err(not_until) => now + not_until.wait_time_from(TokioClock.now()),
                 },
             };
             if ready_at > deadline {
-                metrics::counter!("downstream_bucket_exhausted_total", "bucket" => self.name)
-                    .increment(1);
+                crate::metrics::bucket_exhausted(self.name);
                 return Err(Exhausted {
                     retry_after: ready_at.duration_since(start),
                 });
@@ -115,7 +114,7 @@ impl Limiter {
         if p.is_none_or(|old| old < until) {
             *p = Some(until);
         }
-        metrics::counter!("downstream_bucket_paused_total", "bucket" => self.name).increment(1);
+        crate::metrics::bucket_paused(self.name);
         tracing::info!(
             bucket = self.name,
             pause_ms = d.as_millis() as u64,
@@ -134,9 +133,11 @@ pub struct BucketGate {
     limiter: Arc<Limiter>,
 }
 
+/// The token bucket as a tower layer.
 pub type BucketLayer = AroundLayer<BucketGate>;
 
 impl BucketLayer {
+    /// The layer taking tokens from `limiter`.
     pub fn new(limiter: Arc<Limiter>) -> Self {
         AroundLayer(BucketGate { limiter })
     }

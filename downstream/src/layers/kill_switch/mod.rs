@@ -22,14 +22,19 @@ use crate::{CallError, DownRequest, Downstream, Reply};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Suppressed {
     #[error("kill switch {0}")]
+    /// The kill switch, with its scope.
     KillSwitch(&'static str),
     #[error("{0} paused")]
+    /// `pause.<downstream>` is on.
     Paused(Downstream),
     #[error("safe mode")]
+    /// Safe mode: route only.
     SafeMode,
     #[error("channel {0} disabled")]
+    /// `channel.<name>` is off.
     ChannelDisabled(String),
     #[error("template {0} disabled")]
+    /// `template.<id>` is off.
     TemplateDisabled(String),
 }
 
@@ -83,9 +88,12 @@ pub struct KillSwitchGate {
     flags: Arc<FlagCache>,
 }
 
+/// The kill switch, pause, safe mode and channel/template checks as a
+/// tower layer.
 pub type KillSwitchLayer = AroundLayer<KillSwitchGate>;
 
 impl KillSwitchLayer {
+    /// The layer reading `flags`.
     pub fn new(flags: Arc<FlagCache>) -> Self {
         AroundLayer(KillSwitchGate { flags })
     }
@@ -105,9 +113,7 @@ impl Around for KillSwitchGate {
             if let Err(s) = check(&self.flags.get().await, &req) {
                 let e = CallError::from(s);
                 let reason = e.suppression_reason().unwrap_or("other");
-                metrics::counter!("downstream_suppressed_total",
-                    "downstream" => req.downstream.as_str(), "reason" => reason)
-                .increment(1);
+                crate::metrics::suppressed(req.downstream.as_str(), reason);
                 tracing::info!(downstream = %req.downstream, reason, "downstream call suppressed");
                 return Err(e);
             }

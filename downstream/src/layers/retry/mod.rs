@@ -26,10 +26,13 @@ use crate::{CallError, DownRequest, Reply};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum GaveUp {
     #[error("not retryable")]
+    /// The error is not one a retry can fix.
     NotRetryable,
     #[error("retry budget exhausted")]
+    /// Retries are over their share of recent requests.
     BudgetExhausted,
     #[error("retry-after exceeds the in-memory wait bound")]
+    /// The server asked for a longer wait than a call may spend in memory.
     RetryAfterTooLong,
 }
 
@@ -52,6 +55,8 @@ pub fn classify(e: &CallError, max_wait: Duration, customer_facing: bool) -> Res
     }
 }
 
+/// Retries with exponential backoff and jitter, within a budget shared by
+/// every clone.
 #[derive(Debug, Clone)]
 pub struct RetryLayer {
     cfg: RetryConfig,
@@ -60,6 +65,7 @@ pub struct RetryLayer {
 }
 
 impl RetryLayer {
+    /// Retry as `cfg` says; never wait longer than `max_wait` in memory.
     pub fn new(cfg: RetryConfig, max_wait: Duration) -> Self {
         let budget = Arc::new(TpsBudget::new(
             Duration::from_secs(10),
@@ -84,6 +90,7 @@ impl<S> Layer<S> for RetryLayer {
     }
 }
 
+/// The retry layer around a service.
 #[derive(Debug, Clone)]
 pub struct RetryService<S> {
     inner: S,
@@ -135,7 +142,7 @@ where
                 })
                 .adjust(|e, delay| delay.map(|d| next_delay(d, e)))
                 .notify(move |e, d| {
-                    metrics::counter!("downstream_retries_total", "downstream" => ds).increment(1);
+                    crate::metrics::retry(ds);
                     tracing::debug!(downstream = ds, error = %e, delay_ms = d.as_millis() as u64, "retrying");
                 })
                 .await

@@ -19,9 +19,11 @@ pub struct ShadowGate {
     flags: Arc<FlagCache>,
 }
 
+/// Shadow mode as a tower layer.
 pub type ShadowLayer = AroundLayer<ShadowGate>;
 
 impl ShadowLayer {
+    /// The layer reading `flags`.
     pub fn new(flags: Arc<FlagCache>) -> Self {
         AroundLayer(ShadowGate { flags })
     }
@@ -39,8 +41,7 @@ impl Around for ShadowGate {
     {
         async move {
             if req.write && (req.auth.is_none() || self.flags.get().await.shadow) {
-                metrics::counter!("downstream_shadowed_total", "downstream" => req.downstream.as_str())
-                    .increment(1);
+                crate::metrics::shadowed(req.downstream.as_str());
                 return Ok(Reply::Shadowed(req.recorded()));
             }
             call_inner(inner, req).await

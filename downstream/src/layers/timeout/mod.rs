@@ -25,9 +25,11 @@ pub struct TimeoutGate {
     timeout: Duration,
 }
 
+/// The per-call timeout as a tower layer.
 pub type TimeoutLayer = AroundLayer<TimeoutGate>;
 
 impl TimeoutLayer {
+    /// The layer bounding each call to `timeout`.
     pub fn new(timeout: Duration) -> Self {
         AroundLayer(TimeoutGate { timeout })
     }
@@ -49,7 +51,7 @@ impl Around for TimeoutGate {
             match tokio::time::timeout(timeout, call_inner(inner, req)).await {
                 Ok(r) => r,
                 Err(_) => {
-                    metrics::counter!("downstream_timeouts_total", "downstream" => ds).increment(1);
+                    crate::metrics::timeout(ds);
                     Err(Elapsed(timeout).into())
                 }
             }
