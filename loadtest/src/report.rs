@@ -170,174 +170,289 @@ pub struct Inputs<'a> {
     pub writer: Option<WriterSample>,
 }
 
-pub fn build(i: Inputs<'_>) -> Report {
-    let mut all = new_hist();
-    let mut by_rs: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
-    let mut kinds: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-    let window = i.send_window.as_secs_f64().max(1e-9);
-    let slice = (window / 120.0).max(1.0);
-    let n_slices = (window / slice).ceil() as usize + 1;
-    let mut slices: Vec<(u64, u64, u64, Histogram<u64>)> =
-        (0..n_slices).map(|_| (0, 0, 0, new_hist())).collect();
-    let mut acked = 0;
-    let mut last_done = Duration::ZERO;
-    for o in i.outcomes {
-        let us = o.latency().as_micros().max(1) as u64;
-        let _ = all.record(us);
-        let status = if o.status == 0 {
-            "none".to_owned()
-        } else {
-            o.status.to_string()
-        };
-        let _ = by_rs
-            .entry(format!("{} {status}", o.route.as_str()))
-            .or_insert_with(new_hist)
-            .record(us);
-        *kinds
-            .entry(o.kind.as_str().into())
-            .or_default()
-            .entry(status)
-            .or_default() += 1;
-        let ok = (200..300).contains(&o.status);
-        if ok {
-            acked += 1;
-        } else {
-            let e = o.error.clone().unwrap_or_else(|| "unknown".into());
-            let tag = if o.kind.malformed() {
-                format!("expected:{e}")
-            } else {
-                e
-            };
-            *errors.entry(tag).or_default() += 1;
-        }
-        last_done = last_done.max(o.done);
-        let k = ((o.intended.as_secs_f64() / slice) as usize).min(n_slices - 1);
-        let s = &mut slices[k];
-        s.0 += 1;
-        if ok {
-            s.1 += 1
-        } else if !o.kind.malformed() {
-            s.2 += 1
-        }
-        let _ = s.3.record(us);
-    }
-    let timeline = slices
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.0 > 0)
-        .map(|(k, s)| Slice {
-            t_s: k as f64 * slice,
-            sent: s.0,
-            ok: s.1,
-            errors: s.2,
-            p50_ms: s.3.value_at_quantile(0.5) as f64 / 1000.0,
-            p99_ms: s.3.value_at_quantile(0.99) as f64 / 1000.0,
-            max_ms: s.3.max() as f64 / 1000.0,
-        })
-        .collect();
-    let latency_distribution = [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0]
-        .iter()
-        .map(|q| (q * 100.0, all.value_at_quantile(*q) as f64 / 1000.0))
-        .collect();
-    let mut downstream_calls = BTreeMap::new();
-    for r in i.fake_log {
-        *downstream_calls
-            .entry(format!("{} {} {}", r.method, pattern(&r.path), r.status))
-            .or_default() += 1;
-    }
-    let mut violations = i.extra_violations;
-    let (e2e, e2e_rate, streams, events, dlq, ks) = match i.checked {
-        Some(c) => {
-            violations.extend(c.violations.iter().cloned());
-            let rate = c.e2e_events as f64 / c.e2e_span.as_secs_f64().max(1e-9);
-            (
-                Pct::of(&c.e2e),
-                rate,
-                c.streams,
-                c.events,
-                c.dlq,
-                c.kill_switch_ms.clone(),
-            )
-        }
-        None => (Pct::default(), 0.0, 0, 0, 0, Vec::new()),
-    };
-    let kill_switch = i
-        .flips
-        .iter()
-        .filter(|f| f.name == "kill-switch" && f.value == "all_writes")
-        .zip(ks.iter().copied().chain(std::iter::repeat(None)))
-        .map(|(f, ms)| KillSwitchReport {
-            flip_at_s: f.at_s,
-            last_write_after_ms: ms,
-        })
-        .collect();
-    let serve = i.serve.map(|(pid, before, after)| {
-        let cpu = after.cpu_s - before.cpu_s;
-        ServeUsage {
-            pid,
-            cpu_s: cpu,
-            cpu_per_event_us: cpu * 1e6 / (acked.max(1) as f64),
-            rss_end_mb: after.rss_kb as f64 / 1024.0,
-            rss_peak_mb: after.hwm_kb as f64 / 1024.0,
-        }
-    });
-    let writer = i.writer.map(|w| {
-        let per = |x: f64| x / (acked.max(1) as f64);
-        WriterUsage {
-            totals: w,
-            jobs_per_commit: w.jobs / w.commits.max(1.0),
-            jobs_per_webhook: per(w.jobs),
-            wal_frames_per_webhook: per(w.wal_frames),
-        }
-    });
+pub fn build(inputs: Inputs<'_>) -> Report {
+    let window = inputs.send_window.as_secs_f64().max(1e-9);
+    let tally = Tally::of(inputs.outcomes, window);
+    let checked = CheckedNumbers::of(inputs.checked);
+    let mut violations = inputs.extra_violations;
+    violations.extend(checked.violations);
+    let acked = tally.acked;
     Report {
-        scenario: i.scenario.name.clone(),
-        description: i.scenario.description.clone(),
-        compress: i.compress,
-        target: i.target,
-        backend: i.backend,
-        started_at: i.started_at,
-        verdict: match (violations.is_empty(), i.checked.is_some()) {
+        scenario: inputs.scenario.name.clone(),
+        description: inputs.scenario.description.clone(),
+        compress: inputs.compress,
+        target: inputs.target,
+        backend: inputs.backend,
+        started_at: inputs.started_at,
+        verdict: match (violations.is_empty(), inputs.checked.is_some()) {
             (false, _) => "fail",
             (true, true) => "pass",
             (true, false) => "unchecked",
         },
-        planned: i.planned,
-        requests: i.outcomes.len() as u64,
+        planned: inputs.planned,
+        requests: inputs.outcomes.len() as u64,
         send_window_s: window,
-        offered_rate: i.outcomes.len() as f64 / window,
-        achieved_ack_rate: acked as f64 / last_done.as_secs_f64().max(1e-9),
+        offered_rate: inputs.outcomes.len() as f64 / window,
+        achieved_ack_rate: acked as f64 / tally.last_done.as_secs_f64().max(1e-9),
         acked_2xx: acked,
-        duplicates_sent: i.outcomes.iter().filter(|o| o.duplicate).count() as u64,
-        distinct_events: i
-            .outcomes
+        duplicates_sent: inputs.outcomes.iter().filter(|o| o.duplicate).count() as u64,
+        distinct_events: distinct_events(inputs.outcomes),
+        ack_latency_ms: Pct::of(&tally.latency),
+        ack_latency_by_route_status: tally
+            .by_route_status
             .iter()
-            .filter(|o| (200..300).contains(&o.status))
-            .filter_map(|o| o.event_id.as_deref())
-            .collect::<std::collections::HashSet<_>>()
-            .len() as u64,
-        ack_latency_ms: Pct::of(&all),
-        ack_latency_by_route_status: by_rs.iter().map(|(k, h)| (k.clone(), Pct::of(h))).collect(),
-        outcomes_by_kind: kinds,
-        errors_by_kind: errors,
-        end_to_end_ms: e2e,
-        end_to_end_events_per_s: e2e_rate,
-        drained: i.drained,
-        drain_s: i.drain.as_secs_f64(),
-        log_streams: streams,
-        log_events: events,
-        dlq,
-        downstream_calls,
-        kill_switch,
-        serve,
-        writer,
-        faults: i.applied,
+            .map(|(k, h)| (k.clone(), Pct::of(h)))
+            .collect(),
+        outcomes_by_kind: tally.by_kind,
+        errors_by_kind: tally.errors,
+        end_to_end_ms: checked.end_to_end,
+        end_to_end_events_per_s: checked.end_to_end_rate,
+        drained: inputs.drained,
+        drain_s: inputs.drain.as_secs_f64(),
+        log_streams: checked.streams,
+        log_events: checked.events,
+        dlq: checked.dlq,
+        downstream_calls: downstream_calls(inputs.fake_log),
+        kill_switch: kill_switch_reports(inputs.flips, &checked.kill_switch_ms),
+        serve: inputs.serve.map(|usage| serve_usage(usage, acked)),
+        writer: inputs.writer.map(|writer| writer_usage(writer, acked)),
+        faults: inputs.applied,
         violations,
-        timeline,
-        latency_distribution,
-        queue_depth: i.queue,
+        timeline: tally.timeline.slices(),
+        latency_distribution: latency_distribution(&tally.latency),
+        queue_depth: inputs.queue,
         backlog: None,
+    }
+}
+
+/// The outcomes counted and timed, by route and status, kind and error.
+struct Tally {
+    /// Every request's latency, µs.
+    latency: Histogram<u64>,
+    by_route_status: BTreeMap<String, Histogram<u64>>,
+    by_kind: BTreeMap<String, BTreeMap<String, u64>>,
+    errors: BTreeMap<String, u64>,
+    acked: u64,
+    /// When the last answer came, from the start.
+    last_done: Duration,
+    timeline: Timeline,
+}
+
+impl Tally {
+    fn of(outcomes: &[Outcome], window_s: f64) -> Tally {
+        let mut tally = Tally {
+            latency: new_hist(),
+            by_route_status: BTreeMap::new(),
+            by_kind: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            acked: 0,
+            last_done: Duration::ZERO,
+            timeline: Timeline::new(window_s),
+        };
+        for outcome in outcomes {
+            tally.add(outcome);
+        }
+        tally
+    }
+
+    fn add(&mut self, outcome: &Outcome) {
+        let us = outcome.latency().as_micros().max(1) as u64;
+        let _ = self.latency.record(us);
+        let status = if outcome.status == 0 {
+            "none".to_owned()
+        } else {
+            outcome.status.to_string()
+        };
+        let _ = self
+            .by_route_status
+            .entry(format!("{} {status}", outcome.route.as_str()))
+            .or_insert_with(new_hist)
+            .record(us);
+        *self
+            .by_kind
+            .entry(outcome.kind.as_str().into())
+            .or_default()
+            .entry(status)
+            .or_default() += 1;
+        let ok = (200..300).contains(&outcome.status);
+        if ok {
+            self.acked += 1;
+        } else {
+            let error = outcome.error.clone().unwrap_or_else(|| "unknown".into());
+            let tag = if outcome.kind.malformed() {
+                format!("expected:{error}")
+            } else {
+                error
+            };
+            *self.errors.entry(tag).or_default() += 1;
+        }
+        self.last_done = self.last_done.max(outcome.done);
+        self.timeline.add(outcome, ok, us);
+    }
+}
+
+/// Requests by intended send time, in (at most ~120) slices of at least 1 s.
+struct Timeline {
+    slice_s: f64,
+    slices: Vec<SliceTally>,
+}
+
+#[derive(Debug)]
+struct SliceTally {
+    sent: u64,
+    ok: u64,
+    /// Failures of valid requests (malformed ones are meant to fail).
+    errors: u64,
+    latency: Histogram<u64>,
+}
+
+impl Timeline {
+    fn new(window_s: f64) -> Timeline {
+        let slice_s = (window_s / 120.0).max(1.0);
+        let count = (window_s / slice_s).ceil() as usize + 1;
+        let slices = (0..count)
+            .map(|_| SliceTally {
+                sent: 0,
+                ok: 0,
+                errors: 0,
+                latency: new_hist(),
+            })
+            .collect();
+        Timeline { slice_s, slices }
+    }
+
+    fn add(&mut self, outcome: &Outcome, ok: bool, latency_us: u64) {
+        let last = self.slices.len() - 1;
+        let index = ((outcome.intended.as_secs_f64() / self.slice_s) as usize).min(last);
+        let slice = &mut self.slices[index];
+        slice.sent += 1;
+        if ok {
+            slice.ok += 1
+        } else if !outcome.kind.malformed() {
+            slice.errors += 1
+        }
+        let _ = slice.latency.record(latency_us);
+    }
+
+    fn slices(&self) -> Vec<Slice> {
+        self.slices
+            .iter()
+            .enumerate()
+            .filter(|(_, slice)| slice.sent > 0)
+            .map(|(index, slice)| Slice {
+                t_s: index as f64 * self.slice_s,
+                sent: slice.sent,
+                ok: slice.ok,
+                errors: slice.errors,
+                p50_ms: slice.latency.value_at_quantile(0.5) as f64 / 1000.0,
+                p99_ms: slice.latency.value_at_quantile(0.99) as f64 / 1000.0,
+                max_ms: slice.latency.max() as f64 / 1000.0,
+            })
+            .collect()
+    }
+}
+
+/// (percentile, latency ms) at fixed percentiles, for the chart.
+fn latency_distribution(latency: &Histogram<u64>) -> Vec<(f64, f64)> {
+    [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0]
+        .iter()
+        .map(|q| (q * 100.0, latency.value_at_quantile(*q) as f64 / 1000.0))
+        .collect()
+}
+
+/// Distinct event ids among the 2xx answers.
+fn distinct_events(outcomes: &[Outcome]) -> u64 {
+    outcomes
+        .iter()
+        .filter(|o| (200..300).contains(&o.status))
+        .filter_map(|o| o.event_id.as_deref())
+        .collect::<std::collections::HashSet<_>>()
+        .len() as u64
+}
+
+/// `METHOD /path/pattern STATUS` → count.
+fn downstream_calls(fake_log: &[LoggedRequest]) -> BTreeMap<String, u64> {
+    let mut calls = BTreeMap::new();
+    for request in fake_log {
+        *calls
+            .entry(format!(
+                "{} {} {}",
+                request.method,
+                pattern(&request.path),
+                request.status
+            ))
+            .or_default() += 1;
+    }
+    calls
+}
+
+/// The checker's numbers (zero when it did not run).
+struct CheckedNumbers {
+    violations: Vec<Violation>,
+    end_to_end: Pct,
+    end_to_end_rate: f64,
+    streams: usize,
+    events: u64,
+    dlq: u64,
+    kill_switch_ms: Vec<Option<f64>>,
+}
+
+impl CheckedNumbers {
+    fn of(checked: Option<&Checked>) -> CheckedNumbers {
+        match checked {
+            Some(c) => CheckedNumbers {
+                violations: c.violations.clone(),
+                end_to_end: Pct::of(&c.e2e),
+                end_to_end_rate: c.e2e_events as f64 / c.e2e_span.as_secs_f64().max(1e-9),
+                streams: c.streams,
+                events: c.events,
+                dlq: c.dlq,
+                kill_switch_ms: c.kill_switch_ms.clone(),
+            },
+            None => CheckedNumbers {
+                violations: Vec::new(),
+                end_to_end: Pct::default(),
+                end_to_end_rate: 0.0,
+                streams: 0,
+                events: 0,
+                dlq: 0,
+                kill_switch_ms: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Each all_writes flip with the last write after it.
+fn kill_switch_reports(flips: &[Flipped], last_write_ms: &[Option<f64>]) -> Vec<KillSwitchReport> {
+    flips
+        .iter()
+        .filter(|f| f.name == "kill-switch" && f.value == "all_writes")
+        .zip(last_write_ms.iter().copied().chain(std::iter::repeat(None)))
+        .map(|(flip, ms)| KillSwitchReport {
+            flip_at_s: flip.at_s,
+            last_write_after_ms: ms,
+        })
+        .collect()
+}
+
+fn serve_usage((pid, before, after): (u32, ProcSample, ProcSample), acked: u64) -> ServeUsage {
+    let cpu = after.cpu_s - before.cpu_s;
+    ServeUsage {
+        pid,
+        cpu_s: cpu,
+        cpu_per_event_us: cpu * 1e6 / (acked.max(1) as f64),
+        rss_end_mb: after.rss_kb as f64 / 1024.0,
+        rss_peak_mb: after.hwm_kb as f64 / 1024.0,
+    }
+}
+
+fn writer_usage(writer: WriterSample, acked: u64) -> WriterUsage {
+    let per_webhook = |x: f64| x / (acked.max(1) as f64);
+    WriterUsage {
+        totals: writer,
+        jobs_per_commit: writer.jobs / writer.commits.max(1.0),
+        jobs_per_webhook: per_webhook(writer.jobs),
+        wal_frames_per_webhook: per_webhook(writer.wal_frames),
     }
 }
 
@@ -360,17 +475,29 @@ fn pattern(path: &str) -> String {
 /// The text summary.
 pub fn text(r: &Report) -> String {
     let mut s = String::new();
-    let p = |p: &Pct| {
-        format!(
-            "p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} ms (n={})",
-            p.p50, p.p90, p.p99, p.p999, p.max, p.count
-        )
-    };
-    s += &format!(
+    traffic_text(r, &mut s);
+    log_text(r, &mut s);
+    resources_text(r, &mut s);
+    downstream_text(r, &mut s);
+    invariants_text(r, &mut s);
+    s
+}
+
+/// A latency summary on one line.
+fn pct_text(p: &Pct) -> String {
+    format!(
+        "p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} ms (n={})",
+        p.p50, p.p90, p.p99, p.p999, p.max, p.count
+    )
+}
+
+/// What was sent, how fast it was acknowledged, what failed.
+fn traffic_text(r: &Report, s: &mut String) {
+    *s += &format!(
         "scenario {} (compress ×{}) against {} [{}]\n",
         r.scenario, r.compress, r.target, r.backend
     );
-    s += &format!(
+    *s += &format!(
         "requests {} (planned {}, {} duplicates) over {:.1} s: offered {:.0}/s, acked 2xx {} at {:.0}/s\n",
         r.requests,
         r.planned,
@@ -380,48 +507,56 @@ pub fn text(r: &Report) -> String {
         r.acked_2xx,
         r.achieved_ack_rate
     );
-    s += &format!(
+    *s += &format!(
         "ack latency (from intended send time): {}\n",
-        p(&r.ack_latency_ms)
+        pct_text(&r.ack_latency_ms)
     );
-    for (k, v) in &r.ack_latency_by_route_status {
-        s += &format!("  {k:<16} {}\n", p(v));
+    for (route_status, pct) in &r.ack_latency_by_route_status {
+        *s += &format!("  {route_status:<16} {}\n", pct_text(pct));
     }
-    s += &format!(
+    *s += &format!(
         "outcomes by kind: {}\n",
         serde_json::to_string(&r.outcomes_by_kind).unwrap_or_default()
     );
     if !r.errors_by_kind.is_empty() {
-        s += &format!(
+        *s += &format!(
             "non-2xx by kind: {}\n",
             serde_json::to_string(&r.errors_by_kind).unwrap_or_default()
         );
     }
-    s += &format!(
+}
+
+/// End to end, the drain and what the log holds.
+fn log_text(r: &Report, s: &mut String) {
+    *s += &format!(
         "end to end (intended send → event in log): {}; {:.0} events/s; drained: {} in {:.1} s\n",
-        p(&r.end_to_end_ms),
+        pct_text(&r.end_to_end_ms),
         r.end_to_end_events_per_s,
         r.drained,
         r.drain_s
     );
-    s += &format!(
+    *s += &format!(
         "log: {} streams, {} events; DLQ {}\n",
         r.log_streams, r.log_events, r.dlq
     );
     if let Some(b) = &r.backlog {
-        s += &format!(
+        *s += &format!(
             "backlog drain (worker alone, started after sending): {} messages, {} log events in {:.2} s = {:.0} messages/s, {:.0} log events/s\n",
             b.messages, b.log_events, b.drain_s, b.messages_per_s, b.log_events_per_s
         );
     }
+}
+
+/// serve's CPU and memory, and its SQLite writer's work.
+fn resources_text(r: &Report, s: &mut String) {
     if let Some(u) = &r.serve {
-        s += &format!(
+        *s += &format!(
             "serve pid {}: CPU {:.2} s = {:.0} µs per acked webhook; RSS end {:.1} MB, peak (VmHWM) {:.1} MB\n",
             u.pid, u.cpu_s, u.cpu_per_event_us, u.rss_end_mb, u.rss_peak_mb
         );
     }
     if let Some(w) = &r.writer {
-        s += &format!(
+        *s += &format!(
             "sqlite writer: {:.0} commits ({:.1} jobs each, {:.2} s in COMMIT); per acked webhook {:.2} write jobs, {:.1} WAL frames\n",
             w.totals.commits,
             w.jobs_per_commit,
@@ -430,55 +565,62 @@ pub fn text(r: &Report) -> String {
             w.wal_frames_per_webhook
         );
     }
+}
+
+/// Downstream calls, kill-switch flips and the faults applied.
+fn downstream_text(r: &Report, s: &mut String) {
     // The classifier is a POST that writes nothing.
     let count = |f: &dyn Fn(&str) -> bool| -> u64 {
         r.downstream_calls
             .iter()
-            .filter(|(k, _)| f(k))
-            .map(|(_, v)| v)
+            .filter(|(call, _)| f(call))
+            .map(|(_, n)| n)
             .sum()
     };
-    let classifier = count(&|k| k.contains("/chat/completions"));
-    let writes = count(&|k| !k.starts_with("GET") && !k.contains("/chat/completions"));
-    s += &format!(
+    let classifier = count(&|call| call.contains("/chat/completions"));
+    let writes = count(&|call| !call.starts_with("GET") && !call.contains("/chat/completions"));
+    *s += &format!(
         "downstream calls: {} ({} writes, {} classifier)\n",
         r.downstream_calls.values().sum::<u64>(),
         writes,
         classifier
     );
-    for k in &r.kill_switch {
-        s += &format!(
+    for flip in &r.kill_switch {
+        *s += &format!(
             "kill switch at {:.1} s: last write after it: {:?} ms\n",
-            k.flip_at_s, k.last_write_after_ms
+            flip.flip_at_s, flip.last_write_after_ms
         );
     }
-    for f in &r.faults {
-        s += &format!(
+    for fault in &r.faults {
+        *s += &format!(
             "fault at {:.1} s: {}{}\n",
-            f.at_s,
-            f.what,
-            f.error
+            fault.at_s,
+            fault.what,
+            fault
+                .error
                 .as_ref()
                 .map(|e| format!(" — FAILED: {e}"))
                 .unwrap_or_default()
         );
     }
+}
+
+fn invariants_text(r: &Report, s: &mut String) {
     if r.verdict == "unchecked" {
-        s += "invariants: NOT CHECKED (--no-check, or no backend to read)\n";
+        *s += "invariants: NOT CHECKED (--no-check, or no backend to read)\n";
     } else if r.violations.is_empty() {
-        s += "invariants: all green\n";
+        *s += "invariants: all green\n";
     } else {
-        s += &format!("INVARIANT VIOLATIONS ({}):\n", r.violations.len());
-        for v in r.violations.iter().take(20) {
-            s += &format!(
+        *s += &format!("INVARIANT VIOLATIONS ({}):\n", r.violations.len());
+        for violation in r.violations.iter().take(20) {
+            *s += &format!(
                 "  [{}] {}: {}\n",
-                v.invariant,
-                v.conversation.as_deref().unwrap_or("-"),
-                v.detail
+                violation.invariant,
+                violation.conversation.as_deref().unwrap_or("-"),
+                violation.detail
             );
         }
     }
-    s
 }
 
 #[cfg(test)]
