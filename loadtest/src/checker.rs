@@ -422,25 +422,27 @@ fn kill_switch(
     bound_ms: u64,
     violations: &mut Vec<Violation>,
 ) -> Vec<Option<f64>> {
-    let ks: Vec<&Flipped> = flips.iter().filter(|f| f.name == "kill-switch").collect();
-    let mut out = Vec::new();
-    for (i, f) in ks.iter().enumerate() {
-        if f.value != "all_writes" {
+    let kill_switch_flips: Vec<&Flipped> =
+        flips.iter().filter(|f| f.name == "kill-switch").collect();
+    let mut last_write_ms = Vec::new();
+    for (i, flip) in kill_switch_flips.iter().enumerate() {
+        if flip.value != "all_writes" {
             continue;
         }
-        let Some(from) = f.fake_ms else {
+        let Some(from) = flip.fake_ms else {
             violations.push(viol(
                 "kill_switch_bound",
                 None,
                 "flip time unknown on the fake's clock".into(),
             ));
-            out.push(None);
+            last_write_ms.push(None);
             continue;
         };
-        let until = ks[i + 1..]
+        // Until the next flip away from all_writes.
+        let until = kill_switch_flips[i + 1..]
             .iter()
-            .find(|g| g.value != "all_writes")
-            .and_then(|g| g.fake_ms)
+            .find(|next| next.value != "all_writes")
+            .and_then(|next| next.fake_ms)
             .unwrap_or(f64::INFINITY);
         let last = log
             .iter()
@@ -456,9 +458,9 @@ fn kill_switch(
                 .count();
             violations.push(viol("kill_switch_bound", None, format!("{late} downstream writes more than {bound_ms} ms after kill-switch=all_writes (last at +{ms:.0} ms)")));
         }
-        out.push(last);
+        last_write_ms.push(last);
     }
-    out
+    last_write_ms
 }
 
 fn viol(invariant: &'static str, conversation: Option<&String>, detail: String) -> Violation {

@@ -109,18 +109,18 @@ impl Axes {
             br - bl,
             bb - bt
         );
-        for k in 0..=4 {
-            let f = k as f64 / 4.0;
-            let yv = self.y0 + f * (self.y1 - self.y0);
+        for tick in 0..=4 {
+            let share = tick as f64 / 4.0;
+            let yv = self.y0 + share * (self.y1 - self.y0);
             let label = if self.log_y { 10f64.powf(yv) } else { yv };
-            let y = bb - f * (bb - bt);
+            let y = bb - share * (bb - bt);
             svg += &format!(
                 r##"<line x1="{bl}" x2="{br}" y1="{y:.1}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
                 bl - 4.0,
                 y + 4.0,
                 fmt(label)
             );
-            let xv = self.x0 + f * (self.x1 - self.x0);
+            let xv = self.x0 + share * (self.x1 - self.x0);
             svg += &format!(
                 r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
                 self.px(xv),
@@ -178,15 +178,19 @@ fn fmt(v: f64) -> String {
 }
 
 /// The whole page.
-pub fn render(r: &Report) -> String {
+pub fn render(report: &Report) -> String {
     let charts = [
-        latency_over_time(r),
-        latency_distribution(r),
-        throughput(r),
-        queue_depth(r),
+        latency_over_time(report),
+        latency_distribution(report),
+        throughput(report),
+        queue_depth(report),
     ]
     .concat();
-    let verdict_color = if r.verdict == "pass" { "#2a7" } else { "#c22" };
+    let verdict_color = if report.verdict == "pass" {
+        "#2a7"
+    } else {
+        "#c22"
+    };
     format!(
         r#"<!doctype html><html><head><meta charset="utf-8"><title>switchyard load test: {name}</title>
 <style>body{{font-family:sans-serif;max-width:760px;margin:2em auto;color:#222}}pre{{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}}svg{{display:block;margin:1em 0}}</style></head>
@@ -195,16 +199,16 @@ pub fn render(r: &Report) -> String {
 {charts}
 <h2>Summary</h2><pre>{summary}</pre>
 <p>Full numbers: the JSON report written with this page.</p></body></html>"#,
-        name = esc(&r.scenario),
-        desc = esc(&r.description),
-        verdict = r.verdict,
-        summary = esc(&text(r)),
+        name = esc(&report.scenario),
+        desc = esc(&report.description),
+        verdict = report.verdict,
+        summary = esc(&text(report)),
     )
 }
 
 /// One value of every timeline slice, against the slice's start.
 fn over_timeline<'a>(
-    r: &Report,
+    report: &Report,
     name: &'a str,
     color: &'a str,
     value: impl Fn(&Slice) -> f64,
@@ -212,25 +216,25 @@ fn over_timeline<'a>(
     Series {
         name,
         color,
-        points: r.timeline.iter().map(|b| (b.t_s, value(b))).collect(),
+        points: report.timeline.iter().map(|b| (b.t_s, value(b))).collect(),
     }
 }
 
-fn latency_over_time(r: &Report) -> String {
+fn latency_over_time(report: &Report) -> String {
     chart(
         "Ack latency over time (from intended send time)",
         "seconds into the run",
         "ms (log)",
         &[
-            over_timeline(r, "p50", "#2a7", |b| b.p50_ms),
-            over_timeline(r, "p99", "#e80", |b| b.p99_ms),
-            over_timeline(r, "max", "#c22", |b| b.max_ms),
+            over_timeline(report, "p50", "#2a7", |b| b.p50_ms),
+            over_timeline(report, "p99", "#e80", |b| b.p99_ms),
+            over_timeline(report, "max", "#c22", |b| b.max_ms),
         ],
         true,
     )
 }
 
-fn latency_distribution(r: &Report) -> String {
+fn latency_distribution(report: &Report) -> String {
     chart(
         "Ack latency distribution",
         "percentile (nines: 1 = p90, 2 = p99, 3 = p99.9)",
@@ -238,7 +242,7 @@ fn latency_distribution(r: &Report) -> String {
         &[Series {
             name: "latency",
             color: "#36c",
-            points: r
+            points: report
                 .latency_distribution
                 .iter()
                 .filter(|(q, _)| *q < 100.0)
@@ -249,11 +253,11 @@ fn latency_distribution(r: &Report) -> String {
     )
 }
 
-fn throughput(r: &Report) -> String {
-    let slice = r
+fn throughput(report: &Report) -> String {
+    let slice = report
         .timeline
         .get(1)
-        .map(|b| b.t_s - r.timeline[0].t_s)
+        .map(|b| b.t_s - report.timeline[0].t_s)
         .filter(|d| *d > 0.0)
         .unwrap_or(1.0);
     chart(
@@ -261,19 +265,19 @@ fn throughput(r: &Report) -> String {
         "seconds into the run",
         "requests/s",
         &[
-            over_timeline(r, "sent", "#36c", |b| b.sent as f64 / slice),
-            over_timeline(r, "2xx", "#2a7", |b| b.ok as f64 / slice),
-            over_timeline(r, "errors", "#c22", |b| b.errors as f64 / slice),
+            over_timeline(report, "sent", "#36c", |b| b.sent as f64 / slice),
+            over_timeline(report, "2xx", "#2a7", |b| b.ok as f64 / slice),
+            over_timeline(report, "errors", "#c22", |b| b.errors as f64 / slice),
         ],
         false,
     )
 }
 
-fn queue_depth(r: &Report) -> String {
+fn queue_depth(report: &Report) -> String {
     let series = |name, color, value: fn(&QueueSample) -> u64| Series {
         name,
         color,
-        points: r
+        points: report
             .queue_depth
             .iter()
             .map(|q| (q.t_s, value(q) as f64))

@@ -38,6 +38,14 @@ pub fn serve_bin(explicit: Option<&Path>) -> PathBuf {
     PathBuf::from("switchyard")
 }
 
+/// `--serve-env KEY=VALUE` → (KEY, VALUE).
+pub fn serve_env_pair(pair: &str) -> anyhow::Result<(String, String)> {
+    let (key, value) = pair
+        .split_once('=')
+        .with_context(|| format!("--serve-env {pair:?}: expected KEY=VALUE"))?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
 /// Start `serve` on a free port with the fake at `fake_url` as every
 /// downstream. `env` is applied last (scenario `serve_env`, faults).
 pub async fn spawn_serve(

@@ -124,8 +124,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<bool> {
         ),
     };
     let work = match (&args.work_dir, &temp) {
-        (Some(d), _) => d.clone(),
-        (None, Some(t)) => t.path().to_owned(),
+        (Some(dir), _) => dir.clone(),
+        (None, Some(temp)) => temp.path().to_owned(),
         (None, None) => bail!("no work dir"),
     };
     let result = run_in(&args, &work).await;
@@ -306,17 +306,17 @@ fn print_findings(findings: &[verify::Finding]) {
     const PER_KIND: usize = 5;
     let mut by_kind: std::collections::BTreeMap<&str, Vec<&verify::Finding>> =
         std::collections::BTreeMap::new();
-    for f in findings {
-        by_kind.entry(f.what).or_default().push(f);
+    for finding in findings {
+        by_kind.entry(finding.what).or_default().push(finding);
     }
     for (what, all) in by_kind {
-        for f in all.iter().take(PER_KIND) {
-            let ticket = f
+        for finding in all.iter().take(PER_KIND) {
+            let ticket = finding
                 .ticket
                 .as_deref()
                 .map(|t| format!("ticket {t}: "))
                 .unwrap_or_default();
-            eprintln!("chaos: {what}: {ticket}{}", f.detail);
+            eprintln!("chaos: {what}: {ticket}{}", finding.detail);
         }
         if all.len() > PER_KIND {
             eprintln!("chaos: {what}: ... and {} more", all.len() - PER_KIND);
@@ -343,13 +343,10 @@ fn serve_env(args: &ChaosArgs, fake: &str, token: &str) -> anyhow::Result<Vec<(S
         ("SWITCHYARD_SHOPIFY_BASE_URL", fake.to_owned()),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
+    .map(|(key, value)| (key.to_owned(), value))
     .collect();
-    for kv in &args.serve_env {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--serve-env {kv:?}: expected KEY=VALUE"))?;
-        env.push((k.to_owned(), v.to_owned()));
+    for pair in &args.serve_env {
+        env.push(crate::target::serve_env_pair(pair)?);
     }
     Ok(env)
 }

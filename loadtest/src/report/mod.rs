@@ -30,15 +30,15 @@ pub struct Pct {
 }
 
 impl Pct {
-    pub fn of(h: &Histogram<u64>) -> Pct {
-        let q = |x| h.value_at_quantile(x) as f64 / 1000.0;
+    pub fn of(histogram: &Histogram<u64>) -> Pct {
+        let ms_at = |quantile| histogram.value_at_quantile(quantile) as f64 / 1000.0;
         Pct {
-            count: h.len(),
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            p999: q(0.999),
-            max: h.max() as f64 / 1000.0,
+            count: histogram.len(),
+            p50: ms_at(0.5),
+            p90: ms_at(0.9),
+            p99: ms_at(0.99),
+            p999: ms_at(0.999),
+            max: histogram.max() as f64 / 1000.0,
         }
     }
 }
@@ -140,13 +140,13 @@ pub struct Backlog {
 impl Report {
     /// Fill in the backlog drain numbers from the drain just measured.
     pub fn with_backlog(mut self) -> Report {
-        let s = self.drain_s.max(1e-9);
+        let drain_s = self.drain_s.max(1e-9);
         self.backlog = Some(Backlog {
             messages: self.distinct_events,
             log_events: self.log_events,
             drain_s: self.drain_s,
-            messages_per_s: self.distinct_events as f64 / s,
-            log_events_per_s: self.log_events as f64 / s,
+            messages_per_s: self.distinct_events as f64 / drain_s,
+            log_events_per_s: self.log_events as f64 / drain_s,
         });
         self
     }

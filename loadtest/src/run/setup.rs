@@ -192,10 +192,7 @@ fn serve_env(
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     for pair in &args.serve_env {
-        let (key, value) = pair
-            .split_once('=')
-            .with_context(|| format!("--serve-env {pair:?}: expected KEY=VALUE"))?;
-        env.push((key.to_owned(), value.to_owned()));
+        env.push(target::serve_env_pair(pair)?);
     }
     Ok(env)
 }

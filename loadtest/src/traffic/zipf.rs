@@ -1,4 +1,5 @@
-//! Conversation popularity: a few conversations get most of the traffic.
+//! Popularity: which simulated conversation each webhook goes to (a few
+//! get most of the traffic).
 use rand::Rng;
 
 /// Zipf(s) over `n` items as a cumulative table.
