@@ -280,6 +280,59 @@ fn every_command_line_in_the_docs_parses() {
     );
 }
 
+/// The examples in the binary's own help (`Example:` lines and the
+/// `Examples:` lists after the options), by command.
+fn help_examples() -> Vec<(String, DocCommand)> {
+    let mut root = Cli::command();
+    root.build();
+    let mut found = Vec::new();
+    let mut commands = vec![(String::from("switchyard"), root)];
+    while let Some((name, mut command)) = commands.pop() {
+        let help = command.render_long_help().to_string();
+        for (i, line) in help.lines().enumerate() {
+            let line = line.trim();
+            let line = line.strip_prefix("Examples:").unwrap_or(line);
+            let line = line.strip_prefix("Example:").unwrap_or(line);
+            if let Some(words) = invocation(strip_env_assignments(line.trim())) {
+                let shown = Shown::CodeBlock;
+                found.push((
+                    name.clone(),
+                    DocCommand {
+                        line: i + 1,
+                        shown,
+                        words,
+                    },
+                ));
+            }
+        }
+        for sub in command.get_subcommands() {
+            commands.push((format!("{name} {}", sub.get_name()), sub.clone()));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_example_in_the_help_parses() {
+    let examples = help_examples();
+    assert!(
+        examples.len() > 20,
+        "only {} examples found",
+        examples.len()
+    );
+    let problems: Vec<String> = examples
+        .iter()
+        .filter_map(|(command, example)| {
+            problem(example).map(|p| format!("`{command} --help` line {}: {p}", example.line))
+        })
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "help shows commands the binary does not have:\n{}",
+        problems.join("\n")
+    );
+}
+
 const SAMPLE: &str = "# Sample
 
 Run `switchyard status --json`, or wrap `switchyard flags
