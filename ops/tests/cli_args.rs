@@ -178,15 +178,16 @@ fn without_flags_the_defaults_and_environment_apply() {
     }
 }
 
-/// Run `words` in `dir` with `SWITCHYARD_DATA_DIR` pointing elsewhere;
-/// returns (exit code, stderr).
-fn run_in(dir: &Path, words: &[String]) -> (Option<i32>, String) {
+/// Run `words` in `dir` with `SWITCHYARD_DATA_DIR` pointing elsewhere and
+/// `env` set; returns (exit code, stderr).
+fn run_in(dir: &Path, words: &[String], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let out = assert_cmd::Command::cargo_bin("switchyard")
         .expect("binary built")
         .args(&words[1..])
         .current_dir(dir)
         .env_remove("SWITCHYARD_BACKEND")
         .env("SWITCHYARD_DATA_DIR", dir.join("from-env"))
+        .envs(env.iter().copied())
         .write_stdin("")
         .output()
         .expect("runs");
@@ -196,22 +197,21 @@ fn run_in(dir: &Path, words: &[String]) -> (Option<i32>, String) {
     )
 }
 
-#[test]
-fn every_command_uses_the_data_dir_given_anywhere_on_the_line() {
+/// Run every runnable case with `flags` (where `DIR` stands for a fresh
+/// data dir) in every position; each run must succeed on that data dir and
+/// nothing may open the one from the environment or `./data`.
+fn run_everywhere(flags: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let mut failures = Vec::new();
     for case in CASES.iter().filter(|c| c.check == Run) {
         let tmp = tempfile::tempdir().expect("tempdir");
-        for (n, (line, mut words)) in placements(case, &["--data-dir", "PLACEHOLDER"])
-            .into_iter()
-            .enumerate()
-        {
+        for (n, (line, mut words)) in placements(case, flags).into_iter().enumerate() {
             let given = tmp.path().join(format!("given-{n}"));
-            for w in &mut words {
-                if w == "PLACEHOLDER" {
-                    *w = given.display().to_string();
+            for word in &mut words {
+                if word == "DIR" {
+                    *word = given.display().to_string();
                 }
             }
-            let (code, stderr) = run_in(tmp.path(), &words);
+            let (code, stderr) = run_in(tmp.path(), &words, env);
             // 3 = "no such conversation / dead letter / hold": it looked.
             if !matches!(code, Some(0 | 3)) {
                 failures.push(format!("{line}: exit {code:?}: {stderr}"));
@@ -225,6 +225,27 @@ fn every_command_uses_the_data_dir_given_anywhere_on_the_line() {
             }
         }
     }
+    failures
+}
+
+#[test]
+fn every_command_uses_the_data_dir_given_anywhere_on_the_line() {
+    let failures = run_everywhere(&["--data-dir", "DIR"], &[]);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_backend_given_anywhere_on_the_line_wins_over_the_environment() {
+    // Were the flag ignored, the command would try AWS (here: nothing
+    // listening) and fail.
+    let env = [
+        ("SWITCHYARD_BACKEND", "aws"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "none"),
+        ("AWS_SECRET_ACCESS_KEY", "none"),
+    ];
+    let failures = run_everywhere(&["--backend", "embedded", "--data-dir", "DIR"], &env);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -234,7 +255,7 @@ fn without_the_flag_the_data_dir_comes_from_the_environment() {
     let words: Vec<String> = ["switchyard", "flags", "history"]
         .map(String::from)
         .to_vec();
-    let (code, stderr) = run_in(tmp.path(), &words);
+    let (code, stderr) = run_in(tmp.path(), &words, &[]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(tmp.path().join("from-env/switchyard.sqlite").is_file());
 }
