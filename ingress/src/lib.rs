@@ -3,7 +3,7 @@
 //! normalize → idempotency ledger → FIFO queue → answer.
 //!
 //! One app, two entry points: [`Ingress::router`] is served over HTTP by
-//! `switchyard serve` / `switchyard ingress` and by the Lambda binary
+//! `switchyard serve` (with `--ingress-only`, the ingress alone) and by the Lambda binary
 //! (`src/bin/ingress-lambda.rs`, `lambda_http::run`). No logic lives in
 //! either `main`.
 //!

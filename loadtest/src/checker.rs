@@ -89,8 +89,47 @@ pub async fn check(
     fake_log: &[LoggedRequest],
     bound_ms: u64,
 ) -> anyhow::Result<Checked> {
-    let mut v = Vec::new();
-    // 1. Read the whole log.
+    let mut violations = Vec::new();
+    let log = read_log(backend, &mut violations).await?;
+    let acked = acked_events(outcomes, &mut violations);
+    let placed = place_in_log(&acked, &log.logged, start_utc, &mut violations);
+    check_order(placed.by_conversation, &mut violations);
+    let dlq = check_dlq(backend, &mut violations).await?;
+    // Kill switch: no downstream write after flip + bound.
+    let kill_switch_ms = kill_switch(flips, fake_log, bound_ms, &mut violations);
+    let dumps = dump_streams(backend, &violations).await;
+    let first_sent_at = start_utc
+        + chrono::Duration::from_std(placed.first_intended.unwrap_or_default()).unwrap_or_default();
+    let span = (placed.last_recorded - first_sent_at)
+        .to_std()
+        .unwrap_or_default();
+    Ok(Checked {
+        violations,
+        streams: log.streams,
+        events: log.events,
+        e2e_events: placed.e2e.len(),
+        e2e: placed.e2e,
+        e2e_span: span,
+        dlq,
+        kill_switch_ms,
+        dumps,
+    })
+}
+
+/// The whole log, read once: where each webhook's event landed.
+struct LogContents {
+    /// By event id.
+    logged: HashMap<String, Logged>,
+    streams: usize,
+    events: u64,
+}
+
+/// Read every stream; check that it decodes and that its projection equals
+/// its replay.
+async fn read_log(
+    backend: &Backend,
+    violations: &mut Vec<Violation>,
+) -> anyhow::Result<LogContents> {
     let mut logged: HashMap<String, Logged> = HashMap::new();
     let (mut streams, mut events) = (0usize, 0u64);
     let mut after: Option<String> = None;
@@ -104,7 +143,7 @@ pub async fn check(
             let evs = match conversation::read_events(backend.events.as_ref(), name).await {
                 Ok(e) => e,
                 Err(e) => {
-                    v.push(viol("log_decodes", Some(name), e.to_string()));
+                    violations.push(viol("log_decodes", Some(name), e.to_string()));
                     continue;
                 }
             };
@@ -127,7 +166,7 @@ pub async fn check(
             let replayed = conversation::replay(&evs);
             match backend.events.projection(name).await? {
                 None if evs.is_empty() => {}
-                None => v.push(viol(
+                None => violations.push(viol(
                     "projection_equals_replay",
                     Some(name),
                     "no stored projection".into(),
@@ -137,12 +176,12 @@ pub async fn check(
                     let stored: Result<Conversation, _> = serde_json::from_str(&p.state);
                     match stored {
                         Ok(s) if s == replayed && p.version == last_seq => {}
-                        Ok(_) => v.push(viol(
+                        Ok(_) => violations.push(viol(
                             "projection_equals_replay",
                             Some(name),
                             format!("stored projection (version {}) differs from the replay of {} events", p.version, last_seq),
                         )),
-                        Err(e) => v.push(viol("projection_equals_replay", Some(name), format!("undecodable projection: {e}"))),
+                        Err(e) => violations.push(viol("projection_equals_replay", Some(name), format!("undecodable projection: {e}"))),
                     }
                 }
             }
@@ -150,135 +189,197 @@ pub async fn check(
         after = Some(last);
     }
 
-    // 2. Acked webhooks: once in the log; duplicates changed nothing.
+    Ok(LogContents {
+        logged,
+        streams,
+        events,
+    })
+}
+
+/// Acked webhooks by event id (malformed ones must get a 4xx with a reason).
+fn acked_events<'a>(
+    outcomes: &'a [Outcome],
+    violations: &mut Vec<Violation>,
+) -> BTreeMap<&'a str, Acked> {
     let mut acked: BTreeMap<&str, Acked> = BTreeMap::new();
-    for o in outcomes {
-        if o.kind.malformed() {
-            if !(400..500).contains(&o.status) || !o.has_reason {
-                v.push(viol(
+    for outcome in outcomes {
+        if outcome.kind.malformed() {
+            if !(400..500).contains(&outcome.status) || !outcome.has_reason {
+                violations.push(viol(
                     "malformed_gets_4xx_with_reason",
                     None,
                     format!(
                         "{} got status {} (error {:?}, reason given: {})",
-                        o.kind.as_str(),
-                        o.status,
-                        o.error,
-                        o.has_reason
+                        outcome.kind.as_str(),
+                        outcome.status,
+                        outcome.error,
+                        outcome.has_reason
                     ),
                 ));
             }
             continue;
         }
-        if !(200..300).contains(&o.status) {
+        if !(200..300).contains(&outcome.status) {
             continue;
         }
         // Every valid webhook carries an event; a 2xx without an id (e.g.
         // an SES notification answered `ignored`) would escape the checks.
-        let Some(id) = o.event_id.as_deref() else {
-            v.push(viol(
+        let Some(id) = outcome.event_id.as_deref() else {
+            violations.push(viol(
                 "acked_in_log_exactly_once",
-                Some(&format!(
-                    "conversation #{}/{}",
-                    o.route.as_str(),
-                    o.conversation
-                )),
+                Some(&conversation_label(outcome.route, outcome.conversation)),
                 format!(
                     "{} answered {} {:?} without an event id",
-                    o.kind.as_str(),
-                    o.status,
-                    o.word
+                    outcome.kind.as_str(),
+                    outcome.status,
+                    outcome.word
                 ),
             ));
             continue;
         };
-        let a = acked.entry(id).or_default();
+        let seen = acked.entry(id).or_default();
         // SES and email webhooks of one simulated thread share its stream.
-        a.conversation = (o.route.thread(), o.conversation);
-        a.first_ack = Some(a.first_ack.map_or(o.done, |t| t.min(o.done)));
-        a.first_send = Some(a.first_send.map_or(o.sent, |t| t.min(o.sent)));
-        a.intended = Some(a.intended.map_or(o.intended, |t| t.min(o.intended)));
-        a.accepted += u32::from(o.status == 202);
+        seen.conversation = (outcome.route.thread(), outcome.conversation);
+        seen.first_ack = Some(seen.first_ack.map_or(outcome.done, |t| t.min(outcome.done)));
+        seen.first_send = Some(
+            seen.first_send
+                .map_or(outcome.sent, |t| t.min(outcome.sent)),
+        );
+        seen.intended = Some(
+            seen.intended
+                .map_or(outcome.intended, |t| t.min(outcome.intended)),
+        );
+        seen.accepted += u32::from(outcome.status == 202);
     }
-    let mut e2e = new_hist();
-    let mut e2e_last = start_utc;
-    let mut first_intended: Option<Duration> = None;
-    let mut by_conv: HashMap<(crate::traffic::Route, usize), Vec<Placed<'_>>> = HashMap::new();
-    for (id, a) in &acked {
-        if a.accepted > 1 {
-            v.push(viol(
+    acked
+}
+
+/// `conversation #route/n`: a simulated conversation (not a stream name).
+fn conversation_label(route: crate::traffic::Route, conversation: usize) -> String {
+    format!("conversation #{}/{conversation}", route.as_str())
+}
+
+/// The acked events matched with the log, grouped by conversation, and
+/// the end-to-end latencies.
+struct Placement<'a> {
+    by_conversation: HashMap<(crate::traffic::Route, usize), Vec<Placed<'a>>>,
+    /// Intended send time → event recorded in the log, µs.
+    e2e: Histogram<u64>,
+    last_recorded: DateTime<Utc>,
+    first_intended: Option<Duration>,
+}
+
+/// Every acked webhook is in the log exactly once, and was accepted (202)
+/// at most once.
+fn place_in_log<'a>(
+    acked: &'a BTreeMap<&'a str, Acked>,
+    logged: &'a HashMap<String, Logged>,
+    start_utc: DateTime<Utc>,
+    violations: &mut Vec<Violation>,
+) -> Placement<'a> {
+    let mut placement = Placement {
+        by_conversation: HashMap::new(),
+        e2e: new_hist(),
+        last_recorded: start_utc,
+        first_intended: None,
+    };
+    for (id, seen) in acked {
+        if seen.accepted > 1 {
+            violations.push(viol(
                 "duplicates_change_nothing",
                 None,
-                format!("event {id} was answered 202 accepted {} times", a.accepted),
+                format!(
+                    "event {id} was answered 202 accepted {} times",
+                    seen.accepted
+                ),
             ));
         }
-        let Some(l) = logged.get(*id) else {
-            v.push(viol(
+        let Some(landed) = logged.get(*id) else {
+            let (route, conversation) = seen.conversation;
+            violations.push(viol(
                 "acked_in_log_exactly_once",
-                Some(&format!(
-                    "conversation #{}/{}",
-                    a.conversation.0.as_str(),
-                    a.conversation.1
-                )),
+                Some(&conversation_label(route, conversation)),
                 format!("acknowledged event {id} is not in the log"),
             ));
             continue;
         };
-        if l.count != 1 {
-            v.push(viol(
+        if landed.count != 1 {
+            violations.push(viol(
                 "acked_in_log_exactly_once",
-                Some(&l.stream),
-                format!("event {id} is in the log {} times", l.count),
+                Some(&landed.stream),
+                format!("event {id} is in the log {} times", landed.count),
             ));
         }
-        let intended = a.intended.unwrap_or_default();
-        first_intended = Some(first_intended.map_or(intended, |f| f.min(intended)));
+        let intended = seen.intended.unwrap_or_default();
+        placement.first_intended = Some(
+            placement
+                .first_intended
+                .map_or(intended, |f| f.min(intended)),
+        );
         let sent_at = start_utc + chrono::Duration::from_std(intended).unwrap_or_default();
-        let us = (l.recorded_at - sent_at)
+        let micros = (landed.recorded_at - sent_at)
             .num_microseconds()
             .unwrap_or(0)
             .max(1) as u64;
-        let _ = e2e.record(us);
-        e2e_last = e2e_last.max(l.recorded_at);
-        by_conv.entry(a.conversation).or_default().push((id, a, l));
+        let _ = placement.e2e.record(micros);
+        placement.last_recorded = placement.last_recorded.max(landed.recorded_at);
+        placement
+            .by_conversation
+            .entry(seen.conversation)
+            .or_default()
+            .push((id, seen, landed));
     }
+    placement
+}
 
-    // 3. Per-conversation order: A acked before B was sent ⇒ A before B.
-    for (conv, mut items) in by_conv {
-        let streams: std::collections::BTreeSet<&str> =
-            items.iter().map(|(_, _, l)| l.stream.as_str()).collect();
+/// Per-conversation order: A acked before B was sent ⇒ A before B.
+fn check_order(
+    by_conversation: HashMap<(crate::traffic::Route, usize), Vec<Placed<'_>>>,
+    violations: &mut Vec<Violation>,
+) {
+    for ((route, conversation), mut by_ack) in by_conversation {
+        let streams: std::collections::BTreeSet<&str> = by_ack
+            .iter()
+            .map(|(_, _, landed)| landed.stream.as_str())
+            .collect();
         if streams.len() > 1 {
-            v.push(viol(
+            violations.push(viol(
                 "conversation_order",
-                Some(&format!("conversation #{}/{}", conv.0.as_str(), conv.1)),
+                Some(&conversation_label(route, conversation)),
                 format!("events split over streams {streams:?}"),
             ));
             continue;
         }
-        let mut by_send: Vec<_> = items.clone();
-        by_send.sort_by_key(|(_, a, _)| a.first_send);
-        items.sort_by_key(|(_, a, _)| a.first_ack);
-        let (mut k, mut max_seq): (usize, Option<(u64, &str)>) = (0, None);
-        for (id_b, b, lb) in &by_send {
-            while k < items.len() && items[k].1.first_ack < b.first_send {
-                let (id_a, _, la) = items[k];
-                if max_seq.is_none_or(|(s, _)| la.seq > s) {
-                    max_seq = Some((la.seq, id_a));
+        let mut by_send: Vec<_> = by_ack.clone();
+        by_send.sort_by_key(|(_, seen, _)| seen.first_send);
+        by_ack.sort_by_key(|(_, seen, _)| seen.first_ack);
+        // Walk the sends in order; `acked_before` covers every event acked
+        // before the current one was sent, and the highest seq among them.
+        let mut acked_before = 0;
+        let mut highest: Option<(u64, &str)> = None;
+        for (id_b, b, landed_b) in &by_send {
+            while acked_before < by_ack.len() && by_ack[acked_before].1.first_ack < b.first_send {
+                let (id_a, _, landed_a) = by_ack[acked_before];
+                if highest.is_none_or(|(seq, _)| landed_a.seq > seq) {
+                    highest = Some((landed_a.seq, id_a));
                 }
-                k += 1;
+                acked_before += 1;
             }
-            if let Some((s, id_a)) = max_seq
-                && s > lb.seq
+            if let Some((seq, id_a)) = highest
+                && seq > landed_b.seq
             {
-                v.push(viol(
+                violations.push(viol(
                     "conversation_order",
-                    Some(&lb.stream),
-                    format!("{id_a} was acknowledged before {id_b} was sent but sits after it (seq {s} > {})", lb.seq),
+                    Some(&landed_b.stream),
+                    format!("{id_a} was acknowledged before {id_b} was sent but sits after it (seq {seq} > {})", landed_b.seq),
                 ));
             }
         }
     }
+}
 
-    // 4. DLQ holds exactly the poison messages: none from HTTP traffic.
+/// The DLQ holds exactly the poison messages: none from HTTP traffic.
+async fn check_dlq(backend: &Backend, violations: &mut Vec<Violation>) -> anyhow::Result<u64> {
     let dlq = backend.queue.stats().await?.dlq;
     if dlq > 0 {
         let letters = backend.queue.dlq_list(5).await.unwrap_or_default();
@@ -286,18 +387,19 @@ pub async fn check(
             .iter()
             .map(|d| format!("{} ({})", d.group_id, d.reason))
             .collect();
-        v.push(viol(
+        violations.push(viol(
             "dlq_only_poison",
             None,
             format!("{dlq} dead letters, none expected; first: {reasons:?}"),
         ));
     }
+    Ok(dlq)
+}
 
-    // 5. Kill switch: no downstream write after flip + bound.
-    let kill_switch_ms = kill_switch(flips, fake_log, bound_ms, &mut v);
-
+/// The first few offending streams, event by event.
+async fn dump_streams(backend: &Backend, violations: &[Violation]) -> Vec<String> {
     let mut dumps = Vec::new();
-    for s in v
+    for s in violations
         .iter()
         .filter_map(|x| x.conversation.as_ref())
         .filter(|c| !c.starts_with("conversation #"))
@@ -311,49 +413,36 @@ pub async fn check(
             dumps.push(format!("  stream {s}:\n{}", lines.join("\n")));
         }
     }
-    let span = (e2e_last
-        - (start_utc
-            + chrono::Duration::from_std(first_intended.unwrap_or_default()).unwrap_or_default()))
-    .to_std()
-    .unwrap_or_default();
-    Ok(Checked {
-        violations: v,
-        streams,
-        events,
-        e2e_events: e2e.len(),
-        e2e,
-        e2e_span: span,
-        dlq,
-        kill_switch_ms,
-        dumps,
-    })
+    dumps
 }
 
 fn kill_switch(
     flips: &[Flipped],
     log: &[LoggedRequest],
     bound_ms: u64,
-    v: &mut Vec<Violation>,
+    violations: &mut Vec<Violation>,
 ) -> Vec<Option<f64>> {
-    let ks: Vec<&Flipped> = flips.iter().filter(|f| f.name == "kill-switch").collect();
-    let mut out = Vec::new();
-    for (i, f) in ks.iter().enumerate() {
-        if f.value != "all_writes" {
+    let kill_switch_flips: Vec<&Flipped> =
+        flips.iter().filter(|f| f.name == "kill-switch").collect();
+    let mut last_write_ms = Vec::new();
+    for (i, flip) in kill_switch_flips.iter().enumerate() {
+        if flip.value != "all_writes" {
             continue;
         }
-        let Some(from) = f.fake_ms else {
-            v.push(viol(
+        let Some(from) = flip.fake_ms else {
+            violations.push(viol(
                 "kill_switch_bound",
                 None,
                 "flip time unknown on the fake's clock".into(),
             ));
-            out.push(None);
+            last_write_ms.push(None);
             continue;
         };
-        let until = ks[i + 1..]
+        // Until the next flip away from all_writes.
+        let until = kill_switch_flips[i + 1..]
             .iter()
-            .find(|g| g.value != "all_writes")
-            .and_then(|g| g.fake_ms)
+            .find(|next| next.value != "all_writes")
+            .and_then(|next| next.fake_ms)
             .unwrap_or(f64::INFINITY);
         let last = log
             .iter()
@@ -367,11 +456,11 @@ fn kill_switch(
                 .iter()
                 .filter(|r| r.is_write() && r.at_ms >= from + bound_ms as f64 && r.at_ms < until)
                 .count();
-            v.push(viol("kill_switch_bound", None, format!("{late} downstream writes more than {bound_ms} ms after kill-switch=all_writes (last at +{ms:.0} ms)")));
+            violations.push(viol("kill_switch_bound", None, format!("{late} downstream writes more than {bound_ms} ms after kill-switch=all_writes (last at +{ms:.0} ms)")));
         }
-        out.push(last);
+        last_write_ms.push(last);
     }
-    out
+    last_write_ms
 }
 
 fn viol(invariant: &'static str, conversation: Option<&String>, detail: String) -> Violation {

@@ -164,10 +164,10 @@ impl Scenario {
         if self.phases.is_empty() {
             bail!("scenario {:?} has no [[phase]]", self.name);
         }
-        for p in &self.phases {
-            p.resolve(1.0)?;
+        for phase in &self.phases {
+            phase.resolve(1.0)?;
         }
-        for (what, v) in [
+        for (what, share) in [
             ("duplicate_rate", self.duplicate_rate),
             (
                 "concurrent_duplicate_share",
@@ -177,15 +177,20 @@ impl Scenario {
             ("faq_share", self.faq_share),
             ("tier0_share", self.tier0_share),
         ] {
-            if !(0.0..=1.0).contains(&v) {
-                bail!("{what} = {v} must be between 0 and 1");
+            if !(0.0..=1.0).contains(&share) {
+                bail!("{what} = {share} must be between 0 and 1");
             }
         }
         if self.faq_share + self.tier0_share > 1.0 {
             bail!("faq_share + tier0_share must not exceed 1");
         }
-        let m = &self.mix;
-        let weights = [m.richpanel_minimal, m.richpanel_rich, m.email, m.ses];
+        let mix = &self.mix;
+        let weights = [
+            mix.richpanel_minimal,
+            mix.richpanel_rich,
+            mix.email,
+            mix.ses,
+        ];
         if weights.iter().any(|w| !(*w >= 0.0 && w.is_finite()))
             || weights.iter().sum::<f64>() <= 0.0
         {
@@ -194,18 +199,18 @@ impl Scenario {
         if self.conversations == 0 {
             bail!("conversations must be > 0");
         }
-        for f in &self.faults {
-            parse_duration(&f.at)?;
-            if let Some(o) = &f.outage {
-                parse_duration(o)?;
+        for fault in &self.faults {
+            parse_duration(&fault.at)?;
+            if let Some(outage) = &fault.outage {
+                parse_duration(outage)?;
             }
         }
-        for f in &self.flags {
-            parse_duration(&f.at)?;
-            if f.name == "kill-switch" && ports::KillSwitch::parse(&f.value).is_none() {
+        for flip in &self.flags {
+            parse_duration(&flip.at)?;
+            if flip.name == "kill-switch" && ports::KillSwitch::parse(&flip.value).is_none() {
                 bail!(
                     "[[flag]] kill-switch = {:?}: expected off, auto_replies or all_writes",
-                    f.value
+                    flip.value
                 );
             }
         }
@@ -248,23 +253,23 @@ impl Phase {
 }
 
 /// "250ms", "3s", "1.5m", "15m", "24h".
-pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let s = s.trim();
-    let split = s
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let amount: f64 = number
         .parse()
-        .with_context(|| format!("duration {s:?}: expected e.g. 30s, 15m, 24h"))?;
+        .with_context(|| format!("duration {text:?}: expected e.g. 30s, 15m, 24h"))?;
     let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        other => bail!("duration {s:?}: unknown unit {other:?} (ms, s, m, h)"),
+        "ms" => amount / 1000.0,
+        "s" | "" => amount,
+        "m" | "min" => amount * 60.0,
+        "h" => amount * 3600.0,
+        other => bail!("duration {text:?}: unknown unit {other:?} (ms, s, m, h)"),
     };
-    Duration::try_from_secs_f64(secs).with_context(|| format!("duration {s:?} out of range"))
+    Duration::try_from_secs_f64(secs).with_context(|| format!("duration {text:?} out of range"))
 }
 
 #[cfg(test)]

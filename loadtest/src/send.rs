@@ -141,11 +141,11 @@ pub async fn run(
 ) -> Vec<Outcome> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Outcome>();
     let collector = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Some(o) = rx.recv().await {
-            all.push(o);
+        let mut outcomes = Vec::new();
+        while let Some(outcome) = rx.recv().await {
+            outcomes.push(outcome);
         }
-        all
+        outcomes
     });
     let pacer = Pacer {
         runtime: tokio::runtime::Handle::current(),
@@ -185,21 +185,21 @@ impl Pacer {
         let mut phase_start = Duration::ZERO;
         for phase in phases {
             let interval = 1.0 / phase.rate;
-            let mut i: u64 = 0;
+            let mut arrival_in_phase: u64 = 0;
             loop {
-                let offset = Duration::from_secs_f64(i as f64 * interval);
+                let offset = Duration::from_secs_f64(arrival_in_phase as f64 * interval);
                 if offset >= phase.duration {
                     break;
                 }
-                i += 1;
+                arrival_in_phase += 1;
                 let intended = phase_start + offset;
                 let late = start.elapsed();
                 if intended > late {
                     std::thread::sleep(intended - late);
                 }
                 let (req, copies) = match generator.next_arrival() {
-                    Arrival::One(r) => (r, 1),
-                    Arrival::Concurrent(r) => (r, 2),
+                    Arrival::One(request) => (request, 1),
+                    Arrival::Concurrent(request) => (request, 2),
                 };
                 let req = Arc::new(req);
                 for _ in 0..copies {
@@ -227,16 +227,16 @@ impl Pacer {
             self.start,
         );
         self.runtime.spawn(async move {
-            let o = send_one(&req, &target, start, intended).await;
-            let lat = o.latency().as_micros().max(1) as u64;
-            if let Ok(mut h) = live.latency.lock() {
-                let _ = h.record(lat);
+            let outcome = send_one(&req, &target, start, intended).await;
+            let latency_us = outcome.latency().as_micros().max(1) as u64;
+            if let Ok(mut histogram) = live.latency.lock() {
+                let _ = histogram.record(latency_us);
             }
-            if !(200..300).contains(&o.status) && !o.kind.malformed() {
+            if !(200..300).contains(&outcome.status) && !outcome.kind.malformed() {
                 live.errors.fetch_add(1, Ordering::Relaxed);
             }
             live.done.fetch_add(1, Ordering::Relaxed);
-            let _ = tx.send(o);
+            let _ = tx.send(outcome);
             drop(permit);
         });
     }
@@ -259,29 +259,29 @@ fn failed(req: &Request, intended: Duration, now: Duration, why: &str) -> Outcom
     }
 }
 
-async fn send_one(req: &Request, t: &Target, start: Instant, intended: Duration) -> Outcome {
+async fn send_one(req: &Request, target: &Target, start: Instant, intended: Duration) -> Outcome {
     let sent = start.elapsed();
     let token = if req.good_token {
-        t.token.as_str()
+        target.token.as_str()
     } else {
         "not-the-token"
     };
     let client = if req.kind.malformed() {
-        &t.unpooled
+        &target.unpooled
     } else {
-        &t.client
+        &target.client
     };
     let mut builder = client
-        .post(t.url(req.route))
+        .post(target.url(req.route))
         .header(reqwest::header::CONTENT_TYPE, req.content_type)
-        .header(t.token_header.as_str(), token);
+        .header(target.token_header.as_str(), token);
     if req.route == Route::Ses {
         // SNS names the message type in a header as well as in the body.
         builder = builder.header("x-amz-sns-message-type", "Notification");
     }
     let resp = builder.body(req.body.clone()).send().await;
-    let mut o = failed(req, intended, sent, "");
-    o.sent = sent;
+    let mut outcome = failed(req, intended, sent, "");
+    outcome.sent = sent;
     match resp {
         Err(e) => {
             let kind = if e.is_timeout() {
@@ -294,30 +294,31 @@ async fn send_one(req: &Request, t: &Target, start: Instant, intended: Duration)
             if std::env::var_os("LOADTEST_DEBUG_ERRORS").is_some() {
                 let mut chain = e.to_string();
                 let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    chain = format!("{chain}: {s}");
-                    src = s.source();
+                while let Some(cause) = src {
+                    chain = format!("{chain}: {cause}");
+                    src = cause.source();
                 }
                 eprintln!("loadtest: {kind} error on {}: {chain}", req.route.path());
             }
-            o.error = Some(kind.into());
+            outcome.error = Some(kind.into());
         }
-        Ok(r) => {
-            o.status = r.status().as_u16();
-            let body = r.bytes().await.unwrap_or_default();
+        Ok(response) => {
+            outcome.status = response.status().as_u16();
+            let body = response.bytes().await.unwrap_or_default();
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let field = |k: &str| json.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-            if (200..300).contains(&o.status) {
-                o.error = None;
-                o.event_id = field("event_id");
-                o.word = field("status");
+            if (200..300).contains(&outcome.status) {
+                outcome.error = None;
+                outcome.event_id = field("event_id");
+                outcome.word = field("status");
             } else {
-                o.error = Some(field("error").unwrap_or_else(|| format!("http_{}", o.status)));
-                o.has_reason =
+                outcome.error =
+                    Some(field("error").unwrap_or_else(|| format!("http_{}", outcome.status)));
+                outcome.has_reason =
                     field("error").is_some() && field("reason").is_some_and(|r| !r.is_empty());
             }
         }
     }
-    o.done = start.elapsed();
-    o
+    outcome.done = start.elapsed();
+    outcome
 }

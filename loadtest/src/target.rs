@@ -38,6 +38,14 @@ pub fn serve_bin(explicit: Option<&Path>) -> PathBuf {
     PathBuf::from("switchyard")
 }
 
+/// `--serve-env KEY=VALUE` → (KEY, VALUE).
+pub fn serve_env_pair(pair: &str) -> anyhow::Result<(String, String)> {
+    let (key, value) = pair
+        .split_once('=')
+        .with_context(|| format!("--serve-env {pair:?}: expected KEY=VALUE"))?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
 /// Start `serve` on a free port with the fake at `fake_url` as every
 /// downstream. `env` is applied last (scenario `serve_env`, faults).
 pub async fn spawn_serve(
@@ -49,17 +57,10 @@ pub async fn spawn_serve(
     extra_args: &[String],
 ) -> anyhow::Result<Spawned> {
     let (data_dir, temp) = match data_dir {
-        Some(d) => (d, None),
+        Some(dir) => (dir, None),
         None => {
-            let t = tempfile::Builder::new()
-                .prefix("loadtest-")
-                .tempdir()
-                .context("temp data dir")?;
-            // The harness's own data dir: the only kind where serve accepts
-            // the message-dropping fault of the checker's self-test.
-            std::fs::write(t.path().join(worker::TEST_TARGET_MARKER), b"loadtest\n")
-                .context("marking the temp data dir as a test target")?;
-            (t.path().to_owned(), Some(t))
+            let temp = marked_temp_dir()?;
+            (temp.path().to_owned(), Some(temp))
         }
     };
     let mut cmd = Command::new(bin);
@@ -75,25 +76,10 @@ pub async fn spawn_serve(
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
-    for ds in ["RICHPANEL", "OPENAI", "SHOPIFY"] {
-        // The OpenAI base is the API root `/chat/completions` is appended
-        // to (`https://api.openai.com/v1`); the fake serves it under /v1.
-        let base = if ds == "OPENAI" {
-            format!("{fake_url}/v1")
-        } else {
-            fake_url.to_owned()
-        };
-        cmd.env(format!("SWITCHYARD_{ds}_BASE_URL"), base)
-            .env(format!("SWITCHYARD_{ds}_API_KEY"), "loadtest-key")
-            // The harness measures switchyard, not a 50/30 s quota; a
-            // scenario that wants the real quota sets it in serve_env.
-            .env(format!("SWITCHYARD_{ds}_QUOTA_REQUESTS"), "1000000")
-            .env(format!("SWITCHYARD_{ds}_QUOTA_PERIOD_MS"), "1000")
-            .env(format!("SWITCHYARD_{ds}_QUOTA_BURST"), "1000000");
-    }
+    point_downstreams_at_the_fake(&mut cmd, fake_url);
     cmd.env("SWITCHYARD_FLAG_CACHE_TTL_MS", "100");
-    for (k, v) in env {
-        cmd.env(k, v);
+    for (key, value) in env {
+        cmd.env(key, value);
     }
     let mut child = cmd.spawn().with_context(|| {
         format!(
@@ -102,6 +88,53 @@ pub async fn spawn_serve(
         )
     })?;
     let pid = child.id().context("serve exited at once")?;
+    let base = listening_address(&mut child).await?;
+    Ok(Spawned {
+        child,
+        pid,
+        base,
+        data_dir,
+        _temp: temp,
+    })
+}
+
+/// A temporary data dir marked as the harness's own: the only kind where
+/// serve accepts the message-dropping fault of the checker's self-test.
+fn marked_temp_dir() -> anyhow::Result<tempfile::TempDir> {
+    let temp = tempfile::Builder::new()
+        .prefix("loadtest-")
+        .tempdir()
+        .context("temp data dir")?;
+    std::fs::write(temp.path().join(worker::TEST_TARGET_MARKER), b"loadtest\n")
+        .context("marking the temp data dir as a test target")?;
+    Ok(temp)
+}
+
+/// Every downstream's base URL at the fake, with a key and a quota the
+/// harness does not hit.
+fn point_downstreams_at_the_fake(cmd: &mut Command, fake_url: &str) {
+    for downstream in ["RICHPANEL", "OPENAI", "SHOPIFY"] {
+        // The OpenAI base is the API root `/chat/completions` is appended
+        // to (`https://api.openai.com/v1`); the fake serves it under /v1.
+        let base = if downstream == "OPENAI" {
+            format!("{fake_url}/v1")
+        } else {
+            fake_url.to_owned()
+        };
+        let var = |name: &str| format!("SWITCHYARD_{downstream}_{name}");
+        cmd.env(var("BASE_URL"), base)
+            .env(var("API_KEY"), "loadtest-key")
+            // The harness measures switchyard, not a 50/30 s quota; a
+            // scenario that wants the real quota sets it in serve_env.
+            .env(var("QUOTA_REQUESTS"), "1000000")
+            .env(var("QUOTA_PERIOD_MS"), "1000")
+            .env(var("QUOTA_BURST"), "1000000");
+    }
+}
+
+/// The URL serve's banner says it listens on (within 30 s); then keeps
+/// draining its stdout so serve never blocks on a full pipe.
+async fn listening_address(child: &mut Child) -> anyhow::Result<String> {
     let stdout = child.stdout.take().context("serve stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let base = tokio::time::timeout(Duration::from_secs(30), async {
@@ -118,15 +151,8 @@ pub async fn spawn_serve(
         let status = child.wait().await?;
         bail!("serve exited ({status}) before listening");
     };
-    // Keep draining stdout so serve never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Spawned {
-        child,
-        pid,
-        base,
-        data_dir,
-        _temp: temp,
-    })
+    Ok(base)
 }
 
 impl Spawned {

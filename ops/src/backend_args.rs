@@ -1,4 +1,5 @@
-//! The backend flags every command shares (same as `serve`).
+//! The backend flags every command shares. They are global: accepted
+//! before the command, between command and subcommand, or at the end.
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -8,53 +9,68 @@ use ports::{AwsSettings, Backend, BackendConfig, EmbeddedSettings};
 pub struct BackendArgs {
     /// Where the state lives: `embedded` (SQLite in --data-dir) or `aws`
     /// (SQS FIFO + DynamoDB + Secrets Manager + S3, from the AWS environment).
-    #[arg(long, env = "SWITCHYARD_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
+    #[arg(long, global = true, env = "SWITCHYARD_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
     pub backend: String,
     /// Data directory of the embedded backend.
-    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "data")]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_DATA_DIR",
+        default_value = "data"
+    )]
     pub data_dir: PathBuf,
     /// Name prefix of the AWS queues, tables and secrets.
-    #[arg(long, env = "SWITCHYARD_AWS_PREFIX", default_value = "switchyard")]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_AWS_PREFIX",
+        default_value = "switchyard"
+    )]
     pub aws_prefix: String,
     /// Deliveries before the queue dead-letters a message (a backstop: the
     /// worker holds a conversation through transient failures and
     /// dead-letters with the reason on the last delivery).
-    #[arg(long, env = "SWITCHYARD_MAX_RECEIVE_COUNT", default_value_t = ports::DEFAULT_MAX_RECEIVE_COUNT)]
+    #[arg(long, global = true, env = "SWITCHYARD_MAX_RECEIVE_COUNT", default_value_t = ports::DEFAULT_MAX_RECEIVE_COUNT)]
     pub max_receive_count: u32,
     /// The only buckets raw emails are read from (comma-separated).
     /// Default: `raw-mail` (embedded, under the data dir's `blobs/`), or
     /// `<aws-prefix>-raw-mail`.
-    #[arg(long, env = "SWITCHYARD_RAW_MAIL_BUCKETS", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_RAW_MAIL_BUCKETS",
+        value_delimiter = ','
+    )]
     pub raw_mail_buckets: Vec<String>,
 }
 
 impl BackendArgs {
     pub fn config(&self) -> BackendConfig {
         if self.backend == "aws" {
-            let mut s = AwsSettings::new(self.aws_prefix.clone());
-            s.max_receive_count = self.max_receive_count;
-            if let Some(b) = self.buckets() {
-                s.raw_mail_buckets = b;
+            let mut settings = AwsSettings::new(self.aws_prefix.clone());
+            settings.max_receive_count = self.max_receive_count;
+            if let Some(buckets) = self.buckets() {
+                settings.raw_mail_buckets = buckets;
             }
-            BackendConfig::Aws(s)
+            BackendConfig::Aws(settings)
         } else {
-            let mut s = EmbeddedSettings::new(self.data_dir.clone());
-            s.max_receive_count = self.max_receive_count;
-            if let Some(b) = self.buckets() {
-                s.raw_mail_buckets = b;
+            let mut settings = EmbeddedSettings::new(self.data_dir.clone());
+            settings.max_receive_count = self.max_receive_count;
+            if let Some(buckets) = self.buckets() {
+                settings.raw_mail_buckets = buckets;
             }
-            BackendConfig::Embedded(s)
+            BackendConfig::Embedded(settings)
         }
     }
 
     fn buckets(&self) -> Option<Vec<String>> {
-        let b: Vec<String> = self
+        let buckets: Vec<String> = self
             .raw_mail_buckets
             .iter()
             .map(|b| b.trim().to_owned())
             .filter(|b| !b.is_empty())
             .collect();
-        (!b.is_empty()).then_some(b)
+        (!buckets.is_empty()).then_some(buckets)
     }
 
     /// Open the backend. The embedded one is provisioned on the fly (it is

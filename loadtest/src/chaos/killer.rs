@@ -47,23 +47,24 @@ pub struct Schedule {
     pub quiet: bool,
 }
 
-/// Kill and restart `serve` `s.kills` times; returns the serve running at
+/// Kill and restart `serve` `schedule.kills` times; returns the serve running at
 /// the end. Sets `progress.stop` when done, also on failure.
 pub async fn run(
-    s: &Schedule,
+    schedule: &Schedule,
     spec: &ServeSpec,
     mut serve: Serve,
     fake: &FakeHandle,
     progress: Arc<Progress>,
 ) -> (anyhow::Result<Serve>, Vec<Kill>) {
-    let mut rng = StdRng::seed_from_u64(s.seed.rotate_left(17));
+    let mut rng = StdRng::seed_from_u64(schedule.seed.rotate_left(17));
     let mut kills = Vec::new();
     let started = Instant::now();
     let result = async {
-        for k in 0..s.kills {
-            let pause = rng.random_range(s.min_pause..=s.max_pause.max(s.min_pause));
+        for kill_number in 0..schedule.kills {
+            let pause =
+                rng.random_range(schedule.min_pause..=schedule.max_pause.max(schedule.min_pause));
             tokio::time::sleep(pause).await;
-            let aim = AIMS[k % AIMS.len()];
+            let aim = AIMS[kill_number % AIMS.len()];
             let hit = match aim {
                 Aim::Anywhere => true,
                 Aim::InReply => {
@@ -78,18 +79,18 @@ pub async fn run(
                 }
             };
             serve.kill().await;
-            let t = Instant::now();
-            serve = spec.start(serve.port, k as u32 + 1).await?;
+            let restarting = Instant::now();
+            serve = spec.start(serve.port, kill_number as u32 + 1).await?;
             let kill = Kill {
                 aim,
                 hit,
-                restart: t.elapsed(),
+                restart: restarting.elapsed(),
             };
-            if !s.quiet {
+            if !schedule.quiet {
                 eprintln!(
                     "chaos: kill {}/{} at {:.1} s ({:?}{}), back in {:.1} s",
-                    k + 1,
-                    s.kills,
+                    kill_number + 1,
+                    schedule.kills,
                     started.elapsed().as_secs_f64(),
                     kill.aim,
                     if kill.hit { "" } else { ", not found" },

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use downstream::fake::{FakeConfig, FakeServer, LatencyRange};
+use downstream::fake::{FakeConfig, FakeHandle, FakeServer, LatencyRange};
 use ports::Backend;
 use tokio::time::Instant;
 
@@ -124,8 +124,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<bool> {
         ),
     };
     let work = match (&args.work_dir, &temp) {
-        (Some(d), _) => d.clone(),
-        (None, Some(t)) => t.path().to_owned(),
+        (Some(dir), _) => dir.clone(),
+        (None, Some(temp)) => temp.path().to_owned(),
         (None, None) => bail!("no work dir"),
     };
     let result = run_in(&args, &work).await;
@@ -138,37 +138,112 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<bool> {
 
 async fn run_in(args: &ChaosArgs, work: &Path) -> anyhow::Result<bool> {
     let started = Instant::now();
-    let seed = args.seed.unwrap_or_else(rand::random);
-    // Fresh ids even for a repeated seed: an AWS prefix and its tickets
-    // must not meet an earlier run's.
-    let run_id = format!("{:08x}", rand::random::<u32>());
-    let (min_pause, max_pause) = (
-        parse_duration(&args.kill_min)?,
-        parse_duration(&args.kill_max)?,
-    );
-    if max_pause < min_pause {
-        bail!("--kill-max is shorter than --kill-min");
-    }
-    if args.conversations == 0 || args.messages == 0 {
-        bail!("--conversations and --messages must be at least 1");
-    }
-    let store = match args.backend.as_str() {
-        "aws" => Store::Aws(
-            args.aws_prefix
-                .clone()
-                .unwrap_or_else(|| format!("chaos-{run_id}")),
-        ),
-        _ => Store::Embedded(args.data_dir.clone().unwrap_or_else(|| work.join("data"))),
+    let plan = Plan::from_args(args, work)?;
+    let fake = start_fake(args).await?;
+    let token = format!("chaos-{}-{:016x}", plan.run_id, rand::random::<u64>());
+    let spec = ServeSpec {
+        bin: crate::target::serve_bin(args.serve_bin.as_deref()),
+        store: plan.store.clone(),
+        env: serve_env(args, &fake.base_url(), &token)?,
+        logs: work.to_owned(),
     };
-    if let (Store::Embedded(dir), None) = (&store, &args.data_dir) {
-        // The harness's own data dir: the only kind where serve accepts the
-        // message-dropping fault of the checks' self-test.
-        std::fs::create_dir_all(dir).context("creating the data dir")?;
-        std::fs::write(dir.join(worker::TEST_TARGET_MARKER), b"loadtest chaos\n")
-            .context("marking the data dir as a test target")?;
-    }
+    eprintln!(
+        "chaos: backend={} seed={} run={} kills={} conversations={} work dir {}",
+        plan.store.name(),
+        plan.seed,
+        plan.run_id,
+        args.kills,
+        args.conversations,
+        work.display()
+    );
+    spec.init().await?;
+    let (serve, kills, tickets) = traffic_under_kills(args, &plan, &spec, &fake, token).await?;
+    let sent_for = started.elapsed();
 
-    let fake = FakeServer::start(FakeConfig {
+    // Drain, then check with our own reads.
+    let backend = Backend::open(&plan.store.backend_config())
+        .await
+        .context("opening the backend serve uses")?;
+    let drained = crate::checker::drain(&backend, plan.drain_limit).await;
+    serve.stop(Duration::from_secs(30)).await;
+    let rules = conversation::Rules::default_rules()?;
+    let (counts, findings) = verify::check(&backend, &tickets, &fake.requests(), &rules).await?;
+    drop(backend);
+
+    print_findings(&findings);
+    if !drained {
+        eprintln!(
+            "chaos: the queue did not drain within {:?}",
+            plan.drain_limit
+        );
+    }
+    eprintln!("chaos: {}", aims(&kills));
+    let store = plan.store.name();
+    let total = started.elapsed();
+    println!(
+        "{}",
+        summary(store, kills.len(), &counts, drained, sent_for, total)
+    );
+    Ok(drained && counts.violations() == 0)
+}
+
+/// The run's parameters, checked, and where its state lives.
+struct Plan {
+    seed: u64,
+    /// Fresh even for a repeated seed: an AWS prefix and its tickets must
+    /// not meet an earlier run's.
+    run_id: String,
+    min_pause: Duration,
+    max_pause: Duration,
+    ack_deadline: Duration,
+    drain_limit: Duration,
+    store: Store,
+}
+
+impl Plan {
+    fn from_args(args: &ChaosArgs, work: &Path) -> anyhow::Result<Plan> {
+        let seed = args.seed.unwrap_or_else(rand::random);
+        let run_id = format!("{:08x}", rand::random::<u32>());
+        let (min_pause, max_pause) = (
+            parse_duration(&args.kill_min)?,
+            parse_duration(&args.kill_max)?,
+        );
+        if max_pause < min_pause {
+            bail!("--kill-max is shorter than --kill-min");
+        }
+        if args.conversations == 0 || args.messages == 0 {
+            bail!("--conversations and --messages must be at least 1");
+        }
+        let store = match args.backend.as_str() {
+            "aws" => Store::Aws(
+                args.aws_prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("chaos-{run_id}")),
+            ),
+            _ => Store::Embedded(args.data_dir.clone().unwrap_or_else(|| work.join("data"))),
+        };
+        if let (Store::Embedded(dir), None) = (&store, &args.data_dir) {
+            // The harness's own data dir: the only kind where serve accepts
+            // the message-dropping fault of the checks' self-test.
+            std::fs::create_dir_all(dir).context("creating the data dir")?;
+            std::fs::write(dir.join(worker::TEST_TARGET_MARKER), b"loadtest chaos\n")
+                .context("marking the data dir as a test target")?;
+        }
+        Ok(Plan {
+            seed,
+            run_id,
+            min_pause,
+            max_pause,
+            ack_deadline: parse_duration(&args.ack_deadline)?,
+            drain_limit: parse_duration(&args.drain_timeout)?,
+            store,
+        })
+    }
+}
+
+/// The fake downstreams, Richpanel with slow and sometimes late writes.
+async fn start_fake(args: &ChaosArgs) -> anyhow::Result<FakeHandle> {
+    FakeServer::start(FakeConfig {
         richpanel_quota: None,
         write_latency: Some(LatencyRange {
             min_ms: args.write_latency_min_ms,
@@ -179,86 +254,50 @@ async fn run_in(args: &ChaosArgs, work: &Path) -> anyhow::Result<bool> {
         ..FakeConfig::default()
     })
     .await
-    .context("starting the fake downstreams")?;
-    let token = format!("chaos-{run_id}-{:016x}", rand::random::<u64>());
-    let spec = ServeSpec {
-        bin: crate::target::serve_bin(args.serve_bin.as_deref()),
-        store: store.clone(),
-        env: serve_env(args, &fake.base_url(), &token)?,
-        logs: work.to_owned(),
-    };
-    eprintln!(
-        "chaos: backend={} seed={seed} run={run_id} kills={} conversations={} work dir {}",
-        store.name(),
-        args.kills,
-        args.conversations,
-        work.display()
-    );
-    spec.init().await?;
-    let first = spec.start(0, 0).await?;
+    .context("starting the fake downstreams")
+}
 
-    // Traffic and kills.
+/// Start serve, send the traffic while the killer kills and restarts it;
+/// returns the serve running at the end, the kills and the tickets sent.
+async fn traffic_under_kills(
+    args: &ChaosArgs,
+    plan: &Plan,
+    spec: &ServeSpec,
+    fake: &FakeHandle,
+    token: String,
+) -> anyhow::Result<(serve::Serve, Vec<Kill>, Vec<senders::TicketLog>)> {
+    let first = spec.start(0, 0).await?;
     let progress = Arc::new(Progress::default());
     let traffic = tokio::spawn(senders::run(
         Traffic {
             base: first.base.clone(),
             token,
-            run_id: run_id.clone(),
+            run_id: plan.run_id.clone(),
             senders: args.conversations,
             messages: args.messages,
             duplicate_rate: args.duplicate_rate,
-            ack_deadline: parse_duration(&args.ack_deadline)?,
-            seed,
+            ack_deadline: plan.ack_deadline,
+            seed: plan.seed,
         },
         progress.clone(),
     ));
     let schedule = Schedule {
         kills: args.kills,
-        min_pause,
-        max_pause,
-        seed,
+        min_pause: plan.min_pause,
+        max_pause: plan.max_pause,
+        seed: plan.seed,
         quiet: args.quiet,
     };
-    let (serve, kills) = killer::run(&schedule, &spec, first, &fake, progress).await;
+    let (serve, kills) = killer::run(&schedule, spec, first, fake, progress).await;
     let serve = match serve {
-        Ok(s) => s,
+        Ok(serve) => serve,
         Err(e) => {
             traffic.abort();
             return Err(e);
         }
     };
     let tickets = traffic.await.context("the senders")??;
-    let sent_for = started.elapsed();
-
-    // Drain, then check with our own reads.
-    let backend = Backend::open(&store.backend_config())
-        .await
-        .context("opening the backend serve uses")?;
-    let drain_limit = parse_duration(&args.drain_timeout)?;
-    let drained = crate::checker::drain(&backend, drain_limit).await;
-    serve.stop(Duration::from_secs(30)).await;
-    let rules = conversation::Rules::default_rules()?;
-    let (counts, findings) = verify::check(&backend, &tickets, &fake.requests(), &rules).await?;
-    drop(backend);
-
-    let ok = drained && counts.violations() == 0;
-    print_findings(&findings);
-    if !drained {
-        eprintln!("chaos: the queue did not drain within {drain_limit:?}");
-    }
-    eprintln!("chaos: {}", aims(&kills));
-    println!(
-        "{}",
-        summary(
-            store.name(),
-            kills.len(),
-            &counts,
-            drained,
-            sent_for,
-            started.elapsed()
-        )
-    );
-    Ok(ok)
+    Ok((serve, kills, tickets))
 }
 
 /// The first few findings of each kind (a rare kind is not drowned by a
@@ -267,17 +306,17 @@ fn print_findings(findings: &[verify::Finding]) {
     const PER_KIND: usize = 5;
     let mut by_kind: std::collections::BTreeMap<&str, Vec<&verify::Finding>> =
         std::collections::BTreeMap::new();
-    for f in findings {
-        by_kind.entry(f.what).or_default().push(f);
+    for finding in findings {
+        by_kind.entry(finding.what).or_default().push(finding);
     }
     for (what, all) in by_kind {
-        for f in all.iter().take(PER_KIND) {
-            let ticket = f
+        for finding in all.iter().take(PER_KIND) {
+            let ticket = finding
                 .ticket
                 .as_deref()
                 .map(|t| format!("ticket {t}: "))
                 .unwrap_or_default();
-            eprintln!("chaos: {what}: {ticket}{}", f.detail);
+            eprintln!("chaos: {what}: {ticket}{}", finding.detail);
         }
         if all.len() > PER_KIND {
             eprintln!("chaos: {what}: ... and {} more", all.len() - PER_KIND);
@@ -304,13 +343,10 @@ fn serve_env(args: &ChaosArgs, fake: &str, token: &str) -> anyhow::Result<Vec<(S
         ("SWITCHYARD_SHOPIFY_BASE_URL", fake.to_owned()),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
+    .map(|(key, value)| (key.to_owned(), value))
     .collect();
-    for kv in &args.serve_env {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--serve-env {kv:?}: expected KEY=VALUE"))?;
-        env.push((k.to_owned(), v.to_owned()));
+    for pair in &args.serve_env {
+        env.push(crate::target::serve_env_pair(pair)?);
     }
     Ok(env)
 }

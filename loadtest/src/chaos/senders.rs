@@ -71,17 +71,17 @@ pub struct TicketLog {
 }
 
 /// Run every sender; returns each ticket's log when all have stopped.
-pub async fn run(t: Traffic, progress: Arc<Progress>) -> anyhow::Result<Vec<TicketLog>> {
+pub async fn run(traffic: Traffic, progress: Arc<Progress>) -> anyhow::Result<Vec<TicketLog>> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .http1_only()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let t = Arc::new(t);
-    let tasks: Vec<_> = (0..t.senders)
-        .map(|i| {
-            let (t, client, progress) = (t.clone(), client.clone(), progress.clone());
-            tokio::spawn(async move { sender(i, &t, &client, &progress).await })
+    let traffic = Arc::new(traffic);
+    let tasks: Vec<_> = (0..traffic.senders)
+        .map(|sender_index| {
+            let (traffic, client, progress) = (traffic.clone(), client.clone(), progress.clone());
+            tokio::spawn(async move { sender(sender_index, &traffic, &client, &progress).await })
         })
         .collect();
     let mut all = Vec::new();
@@ -92,47 +92,54 @@ pub async fn run(t: Traffic, progress: Arc<Progress>) -> anyhow::Result<Vec<Tick
 }
 
 async fn sender(
-    idx: usize,
-    t: &Traffic,
+    sender_index: usize,
+    traffic: &Traffic,
     client: &reqwest::Client,
     progress: &Progress,
 ) -> Vec<TicketLog> {
-    let mut rng = StdRng::seed_from_u64(t.seed ^ (idx as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng = StdRng::seed_from_u64(
+        traffic.seed ^ (sender_index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    );
     let mut logs = Vec::new();
-    for n in 0.. {
-        if n > 0 && progress.stop.load(Ordering::Relaxed) {
+    for ticket_number in 0.. {
+        if ticket_number > 0 && progress.stop.load(Ordering::Relaxed) {
             break;
         }
-        let ticket = format!("cx-{}-{idx}-{n}", t.run_id);
+        let ticket = format!("cx-{}-{sender_index}-{ticket_number}", traffic.run_id);
         let order = 1000 + rng.random_range(0..9000);
         let mut log = TicketLog {
             ticket: ticket.clone(),
             ..TicketLog::default()
         };
         let mut sent: Vec<bytes::Bytes> = Vec::new();
-        for i in 0..t.messages {
-            let text = ASKS[i % ASKS.len()].replace("{order}", &order.to_string());
-            let body = webhook(&ticket, &format!("{ticket}-m{i}"), &text, idx);
-            match until_acked(t, client, progress, &body).await {
+        for message in 0..traffic.messages {
+            let text = ASKS[message % ASKS.len()].replace("{order}", &order.to_string());
+            let body = webhook(
+                &ticket,
+                &format!("{ticket}-m{message}"),
+                &text,
+                sender_index,
+            );
+            match until_acked(traffic, client, progress, &body).await {
                 Answer::Acked {
                     event_id, attempts, ..
                 } => {
                     log.acked.push(Acked { event_id, attempts });
                     sent.push(body);
                 }
-                Answer::Rejected(why) => log.rejected.push(format!("m{i}: {why}")),
+                Answer::Rejected(why) => log.rejected.push(format!("m{message}: {why}")),
                 Answer::GaveUp(why) => {
                     // Later messages would only queue behind it: stop here.
-                    log.unacked.push(format!("m{i}: {why}"));
+                    log.unacked.push(format!("m{message}: {why}"));
                     break;
                 }
             }
-            if !sent.is_empty() && rng.random::<f64>() < t.duplicate_rate {
-                let j = rng.random_range(0..sent.len());
-                let copy = sent[j].clone();
+            if !sent.is_empty() && rng.random::<f64>() < traffic.duplicate_rate {
+                let earlier = rng.random_range(0..sent.len());
+                let copy = sent[earlier].clone();
                 if let Answer::Acked {
                     status, event_id, ..
-                } = until_acked(t, client, progress, &copy).await
+                } = until_acked(traffic, client, progress, &copy).await
                 {
                     log.duplicates.push((event_id, status));
                 }
@@ -188,13 +195,13 @@ impl Drop for InFlight<'_> {
 
 /// Send `body` until a 2xx (or a 4xx, which no retry can change).
 async fn until_acked(
-    t: &Traffic,
+    traffic: &Traffic,
     client: &reqwest::Client,
     progress: &Progress,
     body: &bytes::Bytes,
 ) -> Answer {
     let started = Instant::now();
-    let url = format!("{}/webhooks/richpanel", t.base);
+    let url = format!("{}/webhooks/richpanel", traffic.base);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -203,7 +210,7 @@ async fn until_acked(
             let resp = client
                 .post(&url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header("X-Switchyard-Token", &t.token)
+                .header("X-Switchyard-Token", &traffic.token)
                 .body(body.clone())
                 .send()
                 .await;
@@ -230,7 +237,7 @@ async fn until_acked(
                 Err(_) => "connection dropped".to_owned(),
             }
         };
-        if started.elapsed() > t.ack_deadline {
+        if started.elapsed() > traffic.ack_deadline {
             return Answer::GaveUp(format!("{attempts} attempts, last: {last}"));
         }
         let backoff = 50u64 << attempts.min(5);

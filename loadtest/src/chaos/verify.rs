@@ -13,10 +13,10 @@
 //! - every stream decodes.
 use std::collections::{BTreeMap, HashMap};
 
-use conversation::EventBody;
-use conversation::Rules;
 use downstream::fake::LoggedRequest;
 use ports::Backend;
+use conversation::EventBody;
+use conversation::Rules;
 
 use super::senders::TicketLog;
 
@@ -83,48 +83,48 @@ pub async fn check(
     fake_log: &[LoggedRequest],
     rules: &Rules,
 ) -> anyhow::Result<(Counts, Vec<Finding>)> {
-    let mut c = Counts::default();
-    let mut f = Vec::new();
-    let dead = dead_letters(backend, &mut c, &mut f).await?;
+    let mut counts = Counts::default();
+    let mut findings = Vec::new();
+    let dead = dead_letters(backend, &mut counts, &mut findings).await?;
     let replies = replies_by_ticket(fake_log);
     for t in tickets {
-        c.acked += t.acked.len();
-        c.redelivered += t.acked.iter().filter(|a| a.attempts > 1).count();
-        c.duplicates_sent += t.duplicates.len();
+        counts.acked += t.acked.len();
+        counts.redelivered += t.acked.iter().filter(|a| a.attempts > 1).count();
+        counts.duplicates_sent += t.duplicates.len();
         for (id, status) in &t.duplicates {
             if *status != 200 {
-                c.dup_reaccepted += 1;
-                f.push(found(
+                counts.dup_reaccepted += 1;
+                findings.push(found(
                     "dup_reaccepted",
                     t,
                     format!("a duplicate of acknowledged {id} was answered {status}"),
                 ));
             }
         }
-        for r in &t.rejected {
-            c.rejected += 1;
-            f.push(found("rejected", t, r.clone()));
+        for rejection in &t.rejected {
+            counts.rejected += 1;
+            findings.push(found("rejected", t, rejection.clone()));
         }
-        for u in &t.unacked {
-            c.unacked += 1;
-            f.push(found("unacked", t, u.clone()));
+        for unacked in &t.unacked {
+            counts.unacked += 1;
+            findings.push(found("unacked", t, unacked.clone()));
         }
         let events = match conversation::read_events(backend.events.as_ref(), &t.ticket).await {
             Ok(events) => events,
             Err(e) => {
-                c.corrupt_streams += 1;
-                f.push(found("corrupt_streams", t, e.to_string()));
+                counts.corrupt_streams += 1;
+                findings.push(found("corrupt_streams", t, e.to_string()));
                 continue;
             }
         };
-        stream_order(t, &events, &dead, &mut c, &mut f);
-        let requested = outcomes(t, &events, &mut c, &mut f);
+        stream_order(t, &events, &dead, &mut counts, &mut findings);
+        let requested = outcomes(t, &events, &mut counts, &mut findings);
         let sent = replies
             .get(t.ticket.as_str())
             .map_or(&[][..], Vec::as_slice);
-        reply_limits(t, sent, &requested, rules, &mut c, &mut f);
+        reply_limits(t, sent, &requested, rules, &mut counts, &mut findings);
     }
-    Ok((c, f))
+    Ok((counts, findings))
 }
 
 fn found(what: &'static str, t: &TicketLog, detail: String) -> Finding {
@@ -138,15 +138,15 @@ fn found(what: &'static str, t: &TicketLog, detail: String) -> Finding {
 /// Every dead letter, by the event id of the envelope it carries.
 async fn dead_letters(
     backend: &Backend,
-    c: &mut Counts,
-    f: &mut Vec<Finding>,
+    counts: &mut Counts,
+    findings: &mut Vec<Finding>,
 ) -> anyhow::Result<HashMap<String, String>> {
     let mut by_event = HashMap::new();
     for d in backend.queue.dlq_list(100_000).await? {
-        c.dlq += 1;
+        counts.dlq += 1;
         if d.reason.trim().is_empty() {
-            c.dlq_without_reason += 1;
-            f.push(Finding {
+            counts.dlq_without_reason += 1;
+            findings.push(Finding {
                 what: "dlq_without_reason",
                 ticket: Some(d.group_id.clone()),
                 detail: format!("dead letter {} carries no reason", d.id),
@@ -165,8 +165,8 @@ fn stream_order(
     t: &TicketLog,
     events: &[conversation::Event],
     dead: &HashMap<String, String>,
-    c: &mut Counts,
-    f: &mut Vec<Finding>,
+    counts: &mut Counts,
+    findings: &mut Vec<Finding>,
 ) {
     let mut seqs: HashMap<&str, Vec<u64>> = HashMap::new();
     for e in events {
@@ -177,12 +177,12 @@ fn stream_order(
     let mut latest: Option<(u64, &str)> = None;
     for a in &t.acked {
         let Some(at) = seqs.get(a.event_id.as_str()) else {
-            c.lost += 1;
+            counts.lost += 1;
             let where_ = match dead.get(&a.event_id) {
                 Some(reason) => format!("dead-lettered: {reason}"),
                 None => "nowhere".to_owned(),
             };
-            f.push(found(
+            findings.push(found(
                 "lost",
                 t,
                 format!(
@@ -193,8 +193,8 @@ fn stream_order(
             continue;
         };
         if at.len() > 1 {
-            c.duplicated += at.len() - 1;
-            f.push(found(
+            counts.duplicated += at.len() - 1;
+            findings.push(found(
                 "duplicated",
                 t,
                 format!(
@@ -207,8 +207,8 @@ fn stream_order(
         let seq = at[0];
         match latest {
             Some((before, prev)) if seq < before => {
-                c.out_of_order += 1;
-                f.push(found(
+                counts.out_of_order += 1;
+                findings.push(found(
                     "out_of_order",
                     t,
                     format!(
@@ -235,8 +235,8 @@ enum End {
 fn outcomes(
     t: &TicketLog,
     events: &[conversation::Event],
-    c: &mut Counts,
-    f: &mut Vec<Finding>,
+    counts: &mut Counts,
+    findings: &mut Vec<Finding>,
 ) -> BTreeMap<String, String> {
     let mut ends: BTreeMap<String, End> = BTreeMap::new();
     let mut requested = BTreeMap::new();
@@ -267,7 +267,7 @@ fn outcomes(
                 }
             }
             EventBody::HandedToHuman { .. } => {
-                c.handed_to_human += 1;
+                counts.handed_to_human += 1;
                 handoffs.push(e.seq);
             }
             _ => {}
@@ -280,12 +280,12 @@ fn outcomes(
             End::Open => false,
         };
         if !ok {
-            c.missing_outcomes += 1;
+            counts.missing_outcomes += 1;
             let why = match end {
                 End::Open => "has no outcome",
                 _ => "ended unknown or failed, and no human was handed the ticket",
             };
-            f.push(found("missing_outcomes", t, format!("action {key} {why}")));
+            findings.push(found("missing_outcomes", t, format!("action {key} {why}")));
         }
     }
     requested
@@ -352,10 +352,10 @@ fn reply_limits(
     sent: &[Reply],
     requested: &BTreeMap<String, String>,
     rules: &Rules,
-    c: &mut Counts,
-    f: &mut Vec<Finding>,
+    counts: &mut Counts,
+    findings: &mut Vec<Finding>,
 ) {
-    c.replies += sent.len();
+    counts.replies += sent.len();
     let mut same_text: BTreeMap<&str, Vec<&Reply>> = BTreeMap::new();
     let mut per_template: BTreeMap<String, usize> = BTreeMap::new();
     for r in sent {
@@ -364,8 +364,8 @@ fn reply_limits(
         *per_template.entry(template.to_owned()).or_default() += 1;
         let recorded = r.key.as_ref().is_some_and(|k| requested.contains_key(k));
         if !recorded {
-            c.unrecorded_writes += 1;
-            f.push(found(
+            counts.unrecorded_writes += 1;
+            findings.push(found(
                 "unrecorded_writes",
                 t,
                 format!(
@@ -376,7 +376,7 @@ fn reply_limits(
         }
     }
     for (text, copies) in same_text.iter().filter(|(_, r)| r.len() > 1) {
-        c.double_replies += copies.len() - 1;
+        counts.double_replies += copies.len() - 1;
         let name = template_of(text, rules).unwrap_or("(no template)");
         let at: Vec<String> = copies
             .iter()
@@ -388,7 +388,7 @@ fn reply_limits(
                 )
             })
             .collect();
-        f.push(found(
+        findings.push(found(
             "double_replies",
             t,
             format!(
@@ -399,8 +399,8 @@ fn reply_limits(
         ));
     }
     for (name, n) in per_template.iter().filter(|(_, n)| **n > 1) {
-        c.over_limit_templates += n - 1;
-        f.push(found(
+        counts.over_limit_templates += n - 1;
+        findings.push(found(
             "over_limit_templates",
             t,
             format!("template {name} sent {n} times within 24 h (at most once)"),
@@ -408,8 +408,8 @@ fn reply_limits(
     }
     let max = rules.settings.max_auto_replies_per_24h;
     if sent.len() > max {
-        c.over_limit_templates += sent.len() - max;
-        f.push(found(
+        counts.over_limit_templates += sent.len() - max;
+        findings.push(found(
             "over_limit_templates",
             t,
             format!("{} auto-replies within 24 h (at most {max})", sent.len()),

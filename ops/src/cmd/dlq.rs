@@ -14,8 +14,6 @@ use crate::backend_args::BackendArgs;
   switchyard dlq redrive <id>
   switchyard dlq redrive --all --group 12345_acme_678 --yes")]
 pub struct Args {
-    #[command(flatten)]
-    pub backend: BackendArgs,
     #[command(subcommand)]
     pub action: DlqAction,
     /// Machine-readable output.
@@ -55,8 +53,8 @@ pub enum DlqAction {
     },
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let backend = args.backend.open().await?;
+pub async fn run(args: Args, backend_args: BackendArgs) -> anyhow::Result<ExitCode> {
+    let backend = backend_args.open().await?;
     let queue = &backend.queue;
     match args.action {
         DlqAction::List { limit } => {
@@ -71,29 +69,30 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else if letters.is_empty() {
                 out!("DLQ is empty");
             } else {
-                for d in letters {
+                for letter in letters {
                     out!(
                         "{}  group {}  received {}x  reason: {}",
-                        d.id,
-                        d.group_id,
-                        d.receive_count,
-                        d.reason
+                        letter.id,
+                        letter.group_id,
+                        letter.receive_count,
+                        letter.reason
                     );
                 }
             }
         }
         DlqAction::Show { id } => {
             let letters = queue.dlq_list(10_000).await.context("listing the DLQ")?;
-            let Some(d) = letters.into_iter().find(|d| d.id == id) else {
+            let Some(letter) = letters.into_iter().find(|d| d.id == id) else {
                 eprintln!("no dead letter {id:?}");
                 return Ok(ExitCode::from(3));
             };
-            let body: serde_json::Value = serde_json::from_str(&d.body).unwrap_or(json!(d.body));
-            super::print_json(
-                &json!({"id": d.id, "group": d.group_id, "dedup_id": d.dedup_id, "reason": d.reason,
-                                      "receive_count": d.receive_count, "sent_at": d.sent_at,
-                                      "attributes": d.attributes, "body": body}),
-            );
+            let body: serde_json::Value =
+                serde_json::from_str(&letter.body).unwrap_or(json!(letter.body));
+            super::print_json(&json!({
+                "id": letter.id, "group": letter.group_id, "dedup_id": letter.dedup_id,
+                "reason": letter.reason, "receive_count": letter.receive_count,
+                "sent_at": letter.sent_at, "attributes": letter.attributes, "body": body,
+            }));
         }
         DlqAction::Redrive {
             id,
@@ -114,8 +113,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 (None, false) => anyhow::bail!("give a dead letter id or --all"),
             };
-            let n = queue.dlq_redrive(which).await.context("redriving")?;
-            out!("redrove {n} message(s)");
+            let redriven = queue.dlq_redrive(which).await.context("redriving")?;
+            out!("redrove {redriven} message(s)");
         }
     }
     Ok(ExitCode::SUCCESS)

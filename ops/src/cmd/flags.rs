@@ -2,7 +2,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ports::Flags;
+use ports::{FlagStore, Flags};
 use serde_json::json;
 
 use crate::backend_args::BackendArgs;
@@ -14,8 +14,6 @@ use crate::backend_args::BackendArgs;
   switchyard flags set shadow on --reason \"testing new rules\"
   switchyard flags history")]
 pub struct Args {
-    #[command(flatten)]
-    pub backend: BackendArgs,
     #[command(subcommand)]
     pub action: Option<Action>,
     /// Machine-readable output.
@@ -81,84 +79,99 @@ pub(crate) fn actor(given: Option<String>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let backend = args.backend.open().await?;
+pub async fn run(args: Args, backend_args: BackendArgs) -> anyhow::Result<ExitCode> {
+    let backend = backend_args.open().await?;
+    let flags = backend.flags.as_ref();
     match args.action.unwrap_or(Action::Show) {
-        Action::Show => {
-            let set = backend.flags.get_all().await.context("reading flags")?;
-            let f = Flags::from_set(&set);
-            if args.json {
-                super::print_json(&json!({
-                    "version": set.version,
-                    "kill_switch": f.kill_switch.as_str(),
-                    "shadow": f.shadow,
-                    "safe_mode": f.safe_mode,
-                    "values": set.values,
-                }));
-            } else {
-                out!("kill-switch  {}", f.kill_switch.as_str());
-                out!("shadow       {}", if f.shadow { "on" } else { "off" });
-                out!("safe-mode    {}", if f.safe_mode { "on" } else { "off" });
-                for (k, v) in set.values.iter().filter(|(k, _)| k.contains('.')) {
-                    out!("{k:<12} {v}");
-                }
-                out!("(version {})", set.version);
-            }
-        }
+        Action::Show => show(flags, args.json).await?,
         Action::Set {
             name,
             values,
             reason,
             actor: who,
-        } => {
-            if reason.trim().is_empty() {
-                anyhow::bail!("--reason must say why (it goes into the audit trail)");
-            }
-            let (name, value) = flag_name_value(&name, &values)?;
-            let who = actor(who);
-            let set = backend
-                .flags
-                .set(&name, &value, &who, &reason)
-                .await
-                .with_context(|| format!("setting {name}"))?;
-            if args.json {
-                super::print_json(
-                    &json!({"name": name, "value": value, "version": set.version, "actor": who}),
-                );
-            } else {
-                out!("{name} = {value} (version {}, by {who})", set.version);
-            }
-        }
-        Action::History { limit } => {
-            let entries = backend
-                .flags
-                .history(limit)
-                .await
-                .context("reading the audit trail")?;
-            if args.json {
-                let rows: Vec<_> = entries
-                    .iter()
-                    .map(|e| {
-                        json!({"version": e.version, "at": e.at, "actor": e.actor, "reason": e.reason,
-                               "name": e.name, "old": e.old, "new": e.new})
-                    })
-                    .collect();
-                super::print_json(&json!(rows));
-            } else {
-                for e in entries {
-                    out!(
-                        "{}  v{:<4} {:<20} {} -> {}  by {}: {}",
-                        e.at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
-                        e.version,
-                        e.name,
-                        e.old.as_deref().unwrap_or("(unset)"),
-                        e.new,
-                        e.actor,
-                        e.reason
-                    );
-                }
-            }
-        }
+        } => set(flags, &name, &values, &reason, actor(who), args.json).await?,
+        Action::History { limit } => history(flags, limit, args.json).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn show(flags: &dyn FlagStore, json: bool) -> anyhow::Result<()> {
+    let set = flags.get_all().await.context("reading flags")?;
+    let flags = Flags::from_set(&set);
+    if json {
+        super::print_json(&json!({
+            "version": set.version,
+            "kill_switch": flags.kill_switch.as_str(),
+            "shadow": flags.shadow,
+            "safe_mode": flags.safe_mode,
+            "values": set.values,
+        }));
+        return Ok(());
+    }
+    out!("kill-switch  {}", flags.kill_switch.as_str());
+    out!("shadow       {}", super::on_off(flags.shadow));
+    out!("safe-mode    {}", super::on_off(flags.safe_mode));
+    // Keyed flags: `channel.email`, `template.x`, `pause.richpanel`.
+    for (name, value) in set.values.iter().filter(|(name, _)| name.contains('.')) {
+        out!("{name:<12} {value}");
+    }
+    out!("(version {})", set.version);
+    Ok(())
+}
+
+async fn set(
+    flags: &dyn FlagStore,
+    name: &str,
+    values: &[String],
+    reason: &str,
+    who: String,
+    json: bool,
+) -> anyhow::Result<()> {
+    if reason.trim().is_empty() {
+        anyhow::bail!("--reason must say why (it goes into the audit trail)");
+    }
+    let (name, value) = flag_name_value(name, values)?;
+    let set = flags
+        .set(&name, &value, &who, reason)
+        .await
+        .with_context(|| format!("setting {name}"))?;
+    if json {
+        super::print_json(
+            &json!({"name": name, "value": value, "version": set.version, "actor": who}),
+        );
+    } else {
+        out!("{name} = {value} (version {}, by {who})", set.version);
+    }
+    Ok(())
+}
+
+async fn history(flags: &dyn FlagStore, limit: usize, json: bool) -> anyhow::Result<()> {
+    let entries = flags
+        .history(limit)
+        .await
+        .context("reading the audit trail")?;
+    if json {
+        let rows: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                json!({"version": e.version, "at": e.at, "actor": e.actor, "reason": e.reason,
+                       "name": e.name, "old": e.old, "new": e.new})
+            })
+            .collect();
+        super::print_json(&json!(rows));
+        return Ok(());
+    }
+    for entry in entries {
+        out!(
+            "{}  v{:<4} {:<20} {} -> {}  by {}: {}",
+            entry.at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
+            entry.version,
+            entry.name,
+            entry.old.as_deref().unwrap_or("(unset)"),
+            entry.new,
+            entry.actor,
+            entry.reason
+        );
+    }
+    Ok(())
 }

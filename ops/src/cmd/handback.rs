@@ -17,8 +17,6 @@ operator hands it back here. `inspect` shows the hold and why.
 Example: switchyard handback 12345_acme_678 --reason \"refund done, customer answered\""
 )]
 pub struct Args {
-    #[command(flatten)]
-    pub backend: BackendArgs,
     /// The conversation id (as `inspect` takes it).
     pub conversation: String,
     /// Why automation may resume (recorded in the event).
@@ -32,11 +30,11 @@ pub struct Args {
     pub json: bool,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(args: Args, backend_args: BackendArgs) -> anyhow::Result<ExitCode> {
     if args.reason.trim().is_empty() {
         anyhow::bail!("--reason must say why automation may resume");
     }
-    let backend = args.backend.open().await?;
+    let backend = backend_args.open().await?;
     let by = super::flags::actor(args.by);
     let outcome = conversation::hand_back(
         backend.events.as_ref(),
@@ -57,12 +55,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "held_since": held.map(|h| h.since),
             "held_because": held.map(|h| h.reason.clone()),
         }));
-    } else if let Some(h) = held {
+    } else if let Some(hold) = held {
         out!(
             "{}: handed back to automation by {by} (held since {}: {})",
             args.conversation,
-            h.since.format("%Y-%m-%d %H:%M:%SZ"),
-            h.reason
+            hold.since.format("%Y-%m-%d %H:%M:%SZ"),
+            hold.reason
         );
     } else {
         out!(

@@ -6,15 +6,13 @@ use ports::Backend;
 
 use crate::backend_args::BackendArgs;
 
+/// `init` takes only the (global) backend flags.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: switchyard init --backend aws --aws-prefix switchyard-prod")]
-pub struct Args {
-    #[command(flatten)]
-    pub backend: BackendArgs,
-}
+pub struct Args {}
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let lines = Backend::provision(&args.backend.config())
+pub async fn run(_args: Args, backend_args: BackendArgs) -> anyhow::Result<ExitCode> {
+    let lines = Backend::provision(&backend_args.config())
         .await
         .context("provisioning")?;
     for line in lines {

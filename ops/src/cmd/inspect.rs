@@ -11,8 +11,6 @@ use crate::backend_args::BackendArgs;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: switchyard inspect 12345_acme_678 --json")]
 pub struct Args {
-    #[command(flatten)]
-    pub backend: BackendArgs,
     /// The conversation id (Richpanel ticket id, or `email:<thread>`).
     pub conversation: String,
     /// Machine-readable output.
@@ -20,8 +18,8 @@ pub struct Args {
     pub json: bool,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let backend = args.backend.open().await?;
+pub async fn run(args: Args, backend_args: BackendArgs) -> anyhow::Result<ExitCode> {
+    let backend = backend_args.open().await?;
     let events = conversation::read_events(backend.events.as_ref(), &args.conversation)
         .await
         .context("reading the stream")?;
@@ -48,13 +46,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.conversation,
         events.len()
     );
-    for e in &events {
+    for event in &events {
         out!(
             "{:>4}  {}  {:<20} {}",
-            e.seq,
-            e.at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
-            e.kind(),
-            describe(e)
+            event.seq,
+            event.at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
+            event.kind(),
+            describe(event)
         );
     }
     if let Some(state) = state {
@@ -67,8 +65,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// One line saying what happened and why. Message text is redacted.
-pub fn describe(e: &Event) -> String {
-    match &e.body {
+pub fn describe(event: &Event) -> String {
+    let body = &event.body;
+    match body {
+        EventBody::MessageReceived { .. } | EventBody::TicketUpdated { .. } => intake_line(body),
+        EventBody::DecisionMade(_) => decision_line(body),
+        EventBody::ActionRequested { .. }
+        | EventBody::ActionCompleted { .. }
+        | EventBody::ActionFailed { .. }
+        | EventBody::ActionSuppressed { .. }
+        | EventBody::ActionOutcomeUnknown { .. } => action_line(body),
+        EventBody::HandedToHuman { reason } => format!("handed to a human: {reason}"),
+        EventBody::HandedBack { by, reason } => {
+            format!("handed back to automation by {by}: {reason}")
+        }
+    }
+}
+
+/// What came in: a message, or news of a ticket. (Other events: "".)
+fn intake_line(body: &EventBody) -> String {
+    match body {
         EventBody::MessageReceived {
             author,
             channel,
@@ -90,27 +106,36 @@ pub fn describe(e: &Event) -> String {
         } => format!(
             "ticket {ticket_id} has news (trigger {}): {new_messages} new message(s){}",
             trigger.as_deref().unwrap_or("-"),
-            note.as_deref()
-                .map(|n| format!(" — {n}"))
-                .unwrap_or_default()
+            note_suffix(note.as_deref())
         ),
-        EventBody::DecisionMade(d) => format!(
-            "intent {} ({:.2}, by {}{}) → {} {}{:?}{}",
-            d.intent.as_deref().unwrap_or("none"),
-            d.confidence,
-            d.decided_by.as_str(),
-            if d.tier0 { ", TIER-0" } else { "" },
-            d.route.as_deref().unwrap_or("-"),
-            d.template
-                .as_deref()
-                .map(|t| format!("template {t}, "))
-                .unwrap_or_default(),
-            d.mode,
-            d.note
-                .as_deref()
-                .map(|n| format!(" — {n}"))
-                .unwrap_or_default()
-        ),
+        _ => String::new(),
+    }
+}
+
+/// The intent, route and mode decided, and by whom. (Other events: "".)
+fn decision_line(body: &EventBody) -> String {
+    let EventBody::DecisionMade(d) = body else {
+        return String::new();
+    };
+    format!(
+        "intent {} ({:.2}, by {}{}) → {} {}{:?}{}",
+        d.intent.as_deref().unwrap_or("none"),
+        d.confidence,
+        d.decided_by.as_str(),
+        if d.tier0 { ", TIER-0" } else { "" },
+        d.route.as_deref().unwrap_or("-"),
+        d.template
+            .as_deref()
+            .map(|t| format!("template {t}, "))
+            .unwrap_or_default(),
+        d.mode,
+        note_suffix(d.note.as_deref())
+    )
+}
+
+/// An action's progress, with its idempotency key. (Other events: "".)
+fn action_line(body: &EventBody) -> String {
+    match body {
         EventBody::ActionRequested { key, action } => {
             format!("{} requested [{key}]", action.name())
         }
@@ -141,9 +166,11 @@ pub fn describe(e: &Event) -> String {
             }
         ),
         EventBody::ActionOutcomeUnknown { key } => format!("outcome UNKNOWN (interrupted) [{key}]"),
-        EventBody::HandedToHuman { reason } => format!("handed to a human: {reason}"),
-        EventBody::HandedBack { by, reason } => {
-            format!("handed back to automation by {by}: {reason}")
-        }
+        _ => String::new(),
     }
+}
+
+/// ` — note`, or nothing.
+fn note_suffix(note: Option<&str>) -> String {
+    note.map(|n| format!(" — {n}")).unwrap_or_default()
 }

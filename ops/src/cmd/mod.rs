@@ -39,3 +39,8 @@ pub fn block_on(fut: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode
 pub fn print_json(v: &serde_json::Value) {
     out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
+
+/// A boolean flag as the operator sets it.
+pub fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}

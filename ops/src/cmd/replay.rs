@@ -13,8 +13,6 @@ use crate::backend_args::BackendArgs;
   switchyard replay --all --verify     # exit 1 if any stored projection differs
   switchyard replay 12345_acme_678     # rebuild one projection")]
 pub struct Args {
-    #[command(flatten)]
-    pub backend: BackendArgs,
     /// One conversation to replay.
     #[arg(conflicts_with = "all", required_unless_present = "all")]
     pub conversation: Option<String>,
@@ -26,8 +24,8 @@ pub struct Args {
     pub verify: bool,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let backend = args.backend.open().await?;
+pub async fn run(args: Args, backend_args: BackendArgs) -> anyhow::Result<ExitCode> {
+    let backend = backend_args.open().await?;
     let store = backend.events.as_ref();
     let mut streams = Vec::new();
     if let Some(c) = &args.conversation {

@@ -1,8 +1,9 @@
 //! `switchyard status`: queue, DLQ, flags at a glance.
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ports::Flags;
+use ports::{FlagSet, Flags, QueueStats};
 use serde_json::json;
 
 use crate::backend_args::BackendArgs;
@@ -10,8 +11,6 @@ use crate::backend_args::BackendArgs;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: switchyard status --json")]
 pub struct Args {
-    #[command(flatten)]
-    pub backend: BackendArgs,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -129,91 +128,140 @@ fn parse_breakers(text: &str) -> Vec<(String, &'static str)> {
         .collect()
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let backend = args.backend.open().await?;
-    let stats = backend.queue.stats().await.context("reading queue stats")?;
-    let set = backend.flags.get_all().await.context("reading flags")?;
-    let flags = Flags::from_set(&set);
-    let oldest = stats.oldest_age.map(|d| d.as_secs_f64());
-    let breakers = breaker_states(&args.serve_url).await;
-    let stuck_after =
-        chrono::Duration::seconds(i64::try_from(args.stuck_after).unwrap_or(i64::MAX / 1000));
-    let (stuck, scanned) =
-        stuck_conversations(backend.events.as_ref(), stuck_after, args.scan_limit).await?;
+pub async fn run(args: Args, backend_args: BackendArgs) -> anyhow::Result<ExitCode> {
+    let report = Report::gather(&args, &backend_args).await?;
     if args.json {
+        report.print_json(&args);
+    } else {
+        report.print_text(&args);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Everything `status` shows, read once.
+struct Report {
+    backend: String,
+    queue: QueueStats,
+    flag_set: FlagSet,
+    flags: Flags,
+    breakers: Option<Vec<(String, &'static str)>>,
+    stuck: Vec<Stuck>,
+    /// How many conversations were read looking for stuck ones.
+    scanned: usize,
+}
+
+impl Report {
+    async fn gather(args: &Args, backend_args: &BackendArgs) -> anyhow::Result<Report> {
+        let backend = backend_args.open().await?;
+        let queue = backend.queue.stats().await.context("reading queue stats")?;
+        let flag_set = backend.flags.get_all().await.context("reading flags")?;
+        let flags = Flags::from_set(&flag_set);
+        let breakers = breaker_states(&args.serve_url).await;
+        let stuck_after =
+            chrono::Duration::seconds(i64::try_from(args.stuck_after).unwrap_or(i64::MAX / 1000));
+        let (stuck, scanned) =
+            stuck_conversations(backend.events.as_ref(), stuck_after, args.scan_limit).await?;
+        Ok(Report {
+            backend: backend.description,
+            queue,
+            flag_set,
+            flags,
+            breakers,
+            stuck,
+            scanned,
+        })
+    }
+
+    fn oldest_age_seconds(&self) -> Option<f64> {
+        self.queue.oldest_age.map(|d| d.as_secs_f64())
+    }
+
+    fn print_json(&self, args: &Args) {
+        let (queue, flags, set) = (&self.queue, &self.flags, &self.flag_set);
+        let breakers = self.breakers.as_ref().map(|b| {
+            b.iter()
+                .map(|(n, s)| (n.clone(), *s))
+                .collect::<BTreeMap<_, _>>()
+        });
         super::print_json(&json!({
-            "backend": backend.description,
-            "queue": {"visible": stats.visible, "in_flight": stats.in_flight, "dlq": stats.dlq,
-                      "oldest_age_seconds": oldest},
+            "backend": self.backend,
+            "queue": {"visible": queue.visible, "in_flight": queue.in_flight, "dlq": queue.dlq,
+                      "oldest_age_seconds": self.oldest_age_seconds()},
             "flags": {"version": set.version, "kill_switch": flags.kill_switch.as_str(),
                       "shadow": flags.shadow, "safe_mode": flags.safe_mode, "values": set.values},
-            "stuck": {"after_seconds": args.stuck_after, "scanned": scanned, "conversations": stuck},
-            "breakers": breakers.as_ref().map(|b| b.iter().map(|(n, s)| (n.clone(), *s)).collect::<std::collections::BTreeMap<_, _>>()),
+            "stuck": {"after_seconds": args.stuck_after, "scanned": self.scanned,
+                      "conversations": self.stuck},
+            "breakers": breakers,
         }));
-    } else {
-        out!("backend      {}", backend.description);
+    }
+
+    fn print_text(&self, args: &Args) {
+        let (queue, flags) = (&self.queue, &self.flags);
+        out!("backend      {}", self.backend);
         out!(
             "queue        {} waiting, {} in flight",
-            stats.visible,
-            stats.in_flight
+            queue.visible,
+            queue.in_flight
         );
         out!(
             "oldest       {}",
-            oldest.map_or("-".to_owned(), |s| format!("{s:.1} s"))
+            self.oldest_age_seconds()
+                .map_or("-".to_owned(), |s| format!("{s:.1} s"))
         );
         out!(
             "dlq          {}{}",
-            stats.dlq,
-            if stats.dlq > 0 {
+            queue.dlq,
+            if queue.dlq > 0 {
                 "  (see: switchyard dlq list)"
             } else {
                 ""
             }
         );
         out!("kill-switch  {}", flags.kill_switch.as_str());
-        out!("shadow       {}", if flags.shadow { "on" } else { "off" });
-        out!(
-            "safe-mode    {}",
-            if flags.safe_mode { "on" } else { "off" }
-        );
-        if stuck.is_empty() {
+        out!("shadow       {}", super::on_off(flags.shadow));
+        out!("safe-mode    {}", super::on_off(flags.safe_mode));
+        self.print_stuck(args.stuck_after);
+        self.print_breakers(&args.serve_url);
+    }
+
+    fn print_stuck(&self, stuck_after: u64) {
+        if self.stuck.is_empty() {
             out!(
-                "stuck        none (of {scanned} conversations; idle > {} s with unfinished actions)",
-                args.stuck_after
+                "stuck        none (of {} conversations; idle > {stuck_after} s with unfinished actions)",
+                self.scanned
             );
-        } else {
-            out!(
-                "stuck        {} conversation(s) idle > {} s with unfinished actions:",
-                stuck.len(),
-                args.stuck_after
-            );
-            for s in &stuck {
-                out!(
-                    "  {}  idle {} s, {} pending{}  (switchyard inspect {})",
-                    s.conversation,
-                    s.idle_seconds,
-                    s.pending_actions,
-                    s.last_error
-                        .as_deref()
-                        .map(|e| format!(", last error: {e}"))
-                        .unwrap_or_default(),
-                    s.conversation
-                );
-            }
+            return;
         }
-        match &breakers {
+        out!(
+            "stuck        {} conversation(s) idle > {stuck_after} s with unfinished actions:",
+            self.stuck.len()
+        );
+        for stuck in &self.stuck {
+            out!(
+                "  {}  idle {} s, {} pending{}  (switchyard inspect {})",
+                stuck.conversation,
+                stuck.idle_seconds,
+                stuck.pending_actions,
+                stuck
+                    .last_error
+                    .as_deref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default(),
+                stuck.conversation
+            );
+        }
+    }
+
+    fn print_breakers(&self, serve_url: &str) {
+        match &self.breakers {
             Some(b) if !b.is_empty() => {
                 let list: Vec<String> = b.iter().map(|(n, s)| format!("{n} {s}")).collect();
                 out!("breakers     {}", list.join(", "));
             }
-            Some(_) => out!(
-                "breakers     (serve at {} reports none yet)",
-                args.serve_url
-            ),
-            None => out!("breakers     (no serve answering at {})", args.serve_url),
+            Some(_) => out!("breakers     (serve at {serve_url} reports none yet)"),
+            None => out!("breakers     (no serve answering at {serve_url})"),
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
