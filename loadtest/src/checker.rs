@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use conversation::{Conversation, EventBody};
+use conversation::{EventBody, StoredState};
 use downstream::fake::LoggedRequest;
 use hdrhistogram::Histogram;
 use ports::Backend;
@@ -132,12 +132,8 @@ async fn read_log(
 ) -> anyhow::Result<LogContents> {
     let mut logged: HashMap<String, Logged> = HashMap::new();
     let (mut streams, mut events) = (0usize, 0u64);
-    let mut after: Option<String> = None;
-    loop {
-        let page = backend.events.list_streams(after.as_deref(), 500).await?;
-        let Some(last) = page.last().cloned() else {
-            break;
-        };
+    let mut pager = conversation::StreamPager::new(backend.events.as_ref());
+    while let Some(page) = pager.next_page(500).await? {
         for name in &page {
             streams += 1;
             let evs = match conversation::read_events(backend.events.as_ref(), name).await {
@@ -164,29 +160,22 @@ async fn read_log(
             }
             // Projection equals its replay.
             let replayed = conversation::replay(&evs);
-            match backend.events.projection(name).await? {
-                None if evs.is_empty() => {}
-                None => violations.push(viol(
-                    "projection_equals_replay",
-                    Some(name),
-                    "no stored projection".into(),
-                )),
-                Some(p) => {
-                    let last_seq = evs.last().map_or(0, |e| e.seq);
-                    let stored: Result<Conversation, _> = serde_json::from_str(&p.state);
-                    match stored {
-                        Ok(s) if s == replayed && p.version == last_seq => {}
-                        Ok(_) => violations.push(viol(
-                            "projection_equals_replay",
-                            Some(name),
-                            format!("stored projection (version {}) differs from the replay of {} events", p.version, last_seq),
-                        )),
-                        Err(e) => violations.push(viol("projection_equals_replay", Some(name), format!("undecodable projection: {e}"))),
-                    }
+            let last_seq = evs.last().map_or(0, |e| e.seq);
+            let differs = |why: String| viol("projection_equals_replay", Some(name), why);
+            match conversation::stored_state(backend.events.as_ref(), name).await? {
+                StoredState::Missing if evs.is_empty() => {}
+                StoredState::Missing => violations.push(differs("no stored projection".into())),
+                StoredState::Current(stored)
+                    if *stored == replayed && stored.version == last_seq => {}
+                StoredState::Current(stored) => violations.push(differs(format!(
+                    "stored projection (version {}) differs from the replay of {last_seq} events",
+                    stored.version
+                ))),
+                StoredState::Stale { reason, .. } => {
+                    violations.push(differs(format!("stored projection: {reason}")))
                 }
             }
         }
-        after = Some(last);
     }
 
     Ok(LogContents {

@@ -13,10 +13,10 @@
 //! - every stream decodes.
 use std::collections::{BTreeMap, HashMap};
 
-use downstream::fake::LoggedRequest;
-use ports::Backend;
 use conversation::EventBody;
 use conversation::Rules;
+use downstream::fake::LoggedRequest;
+use ports::Backend;
 
 use super::senders::TicketLog;
 

@@ -23,18 +23,21 @@ pub async fn run(args: Args, backend_args: BackendArgs) -> anyhow::Result<ExitCo
     let events = conversation::read_events(backend.events.as_ref(), &args.conversation)
         .await
         .context("reading the stream")?;
-    let projection = backend
-        .events
-        .projection(&args.conversation)
+    let stored = conversation::stored_state(backend.events.as_ref(), &args.conversation)
         .await
         .context("reading the projection")?;
-    if events.is_empty() && projection.is_none() {
-        eprintln!("no conversation {:?}", args.conversation);
-        return Ok(ExitCode::from(3));
-    }
-    let state: Option<serde_json::Value> = projection
-        .as_ref()
-        .and_then(|p| serde_json::from_str(&p.state).ok());
+    let state = match &stored {
+        conversation::StoredState::Current(c) => serde_json::to_value(c).ok(),
+        conversation::StoredState::Stale { reason, .. } => {
+            eprintln!("the stored projection is stale ({reason}): `switchyard replay` rewrites it");
+            None
+        }
+        conversation::StoredState::Missing if events.is_empty() => {
+            eprintln!("no conversation {:?}", args.conversation);
+            return Ok(ExitCode::from(3));
+        }
+        conversation::StoredState::Missing => None,
+    };
     if args.json {
         super::print_json(
             &json!({"conversation": args.conversation, "events": events, "projection": state}),

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use conversation::Conversation;
+use conversation::StoredState;
 
 use crate::backend_args::BackendArgs;
 
@@ -31,17 +31,9 @@ pub async fn run(args: Args, backend_args: BackendArgs) -> anyhow::Result<ExitCo
     if let Some(c) = &args.conversation {
         streams.push(c.clone());
     } else {
-        let mut after: Option<String> = None;
-        loop {
-            let page = store
-                .list_streams(after.as_deref(), 500)
-                .await
-                .context("listing streams")?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
+        let mut pager = conversation::StreamPager::new(store);
+        while let Some(page) = pager.next_page(500).await.context("listing streams")? {
             streams.extend(page);
-            after = Some(last);
         }
     }
     let (mut same, mut differ, mut fixed) = (0usize, 0usize, 0usize);
@@ -49,29 +41,25 @@ pub async fn run(args: Args, backend_args: BackendArgs) -> anyhow::Result<ExitCo
         let rebuilt = conversation::rebuild(store, name)
             .await
             .with_context(|| format!("replaying {name}"))?;
-        let stored = store
-            .projection(name)
+        let stored = conversation::stored_state(store, name)
             .await
             .with_context(|| format!("reading projection of {name}"))?;
-        let stored_state = stored
-            .as_ref()
-            .and_then(|p| serde_json::from_str::<Conversation>(&p.state).ok());
-        let matches = stored
-            .as_ref()
-            .is_some_and(|p| p.version == rebuilt.version)
-            && stored_state.as_ref() == Some(&rebuilt);
-        if matches {
-            same += 1;
-            continue;
-        }
+        let (stored_version, why) = match &stored {
+            StoredState::Current(c) if **c == rebuilt => {
+                same += 1;
+                continue;
+            }
+            StoredState::Current(c) => (Some(c.version), String::new()),
+            StoredState::Stale { version, reason } => (Some(*version), format!(" ({reason})")),
+            StoredState::Missing => (None, " (no stored projection)".into()),
+        };
         differ += 1;
         out!(
-            "DIFFERS {name}: stored version {:?}, log version {}",
-            stored.as_ref().map(|p| p.version),
+            "DIFFERS {name}: stored version {stored_version:?}, log version {}{why}",
             rebuilt.version
         );
         if !args.verify {
-            let version = stored.as_ref().map_or(0, |p| p.version);
+            let version = stored_version.unwrap_or(0);
             let state = serde_json::to_string(&rebuilt)?;
             if version == rebuilt.version {
                 store

@@ -51,26 +51,27 @@ pub async fn stuck_conversations(
     let now = chrono::Utc::now();
     let mut stuck = Vec::new();
     let mut scanned = 0;
-    let mut after: Option<String> = None;
+    let mut streams = conversation::StreamPager::new(store);
     while scanned < scan_limit {
-        let page = store
-            .list_streams(after.as_deref(), 500.min(scan_limit - scanned))
+        let Some(page) = streams
+            .next_page(500.min(scan_limit - scanned))
             .await
-            .context("listing streams")?;
-        let Some(last) = page.last().cloned() else {
+            .context("listing streams")?
+        else {
             break;
         };
         for name in page {
             scanned += 1;
-            let Some(p) = store
-                .projection(&name)
+            let c = match conversation::stored_state(store, &name)
                 .await
                 .context("reading a projection")?
-            else {
-                continue;
-            };
-            let Ok(c) = serde_json::from_str::<conversation::Conversation>(&p.state) else {
-                continue;
+            {
+                conversation::StoredState::Current(c) => *c,
+                conversation::StoredState::Missing => continue,
+                // Folded by another build: what the log says now.
+                conversation::StoredState::Stale { .. } => conversation::rebuild(store, &name)
+                    .await
+                    .with_context(|| format!("replaying {name}"))?,
             };
             let idle = c
                 .last_event_at
@@ -84,7 +85,6 @@ pub async fn stuck_conversations(
                 });
             }
         }
-        after = Some(last);
     }
     Ok((stuck, scanned))
 }
