@@ -12,7 +12,7 @@ use crate::scenario::{Resolved, Scenario, parse_duration};
 mod measure;
 mod setup;
 
-use measure::{Observed, Sent, drain_and_collect, send_traffic};
+use measure::{Baseline, Observed, Sent, drain_and_collect, send_traffic};
 use setup::SystemUnderTest;
 
 /// Returns Ok(true) when every invariant held.
@@ -21,8 +21,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let mut target = SystemUnderTest::start(&args, &plan).await?;
     let (sent, background) = send_traffic(&args, &plan, &target).await?;
     let mut baseline = sent.baseline.clone();
-    if args.backlog {
-        target.start_backlog_worker(&args, &mut baseline).await?;
+    if args.backlog && target.start_backlog_worker(&args).await? {
+        // Measure the worker that drains the backlog, from its start.
+        baseline = Baseline::take(&target.client, target.pid, target.current_base()).await;
     }
     let observed = drain_and_collect(&args, &plan, &target, &sent, background, &baseline).await?;
     let report = build_report(&args, &plan, &target, &sent, &observed);

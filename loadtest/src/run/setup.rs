@@ -9,7 +9,6 @@ use ports::{AwsSettings, Backend, BackendConfig, EmbeddedSettings};
 use tokio::time::Instant;
 
 use super::Plan;
-use super::measure::Baseline;
 use crate::RunArgs;
 use crate::scenario::Scenario;
 use crate::target::{self, Fake, Spawned};
@@ -101,13 +100,10 @@ impl SystemUnderTest {
     }
 
     /// Backlog mode: the worker starts only now, on everything acked.
-    pub(super) async fn start_backlog_worker(
-        &mut self,
-        args: &RunArgs,
-        baseline: &mut Baseline,
-    ) -> anyhow::Result<()> {
+    /// Returns whether serve was restarted (it is, when spawned).
+    pub(super) async fn start_backlog_worker(&mut self, args: &RunArgs) -> anyhow::Result<bool> {
         let Some(held) = self.spawned.take() else {
-            return Ok(());
+            return Ok(false);
         };
         let worker = held
             .restart(
@@ -119,9 +115,8 @@ impl SystemUnderTest {
             )
             .await?;
         self.pid = Some(worker.pid);
-        *baseline = Baseline::take(&self.client, Some(worker.pid), &worker.base).await;
         self.spawned = Some(worker);
-        Ok(())
+        Ok(true)
     }
 
     /// The base URL of the serve running now (`--backlog` restarted it).
