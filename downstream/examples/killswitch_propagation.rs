@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use downstream::config::ApiKey;
 use downstream::fake::{FakeConfig, FakeServer};
-use downstream::{CallContext, CallError, DownstreamConfig, Downstreams, TicketUpdate};
+use downstream::{CallContext, CallError, Clients, DownstreamConfig, TicketUpdate};
 use ports::{Backend, BackendConfig, EmbeddedSettings};
 
 #[tokio::main]
@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
         "writers={writers} rounds={rounds} flag_cache_ttl_ms={} fake latency=20ms",
         cfg.flag_cache_ttl_ms
     );
-    let ds = Downstreams::new(cfg, backend.flags.clone(), backend.secrets.clone());
+    let ds = Clients::new(cfg, backend.flags.clone(), backend.secrets.clone());
 
     let mut results = Vec::new();
     for round in 1..=rounds {

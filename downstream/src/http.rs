@@ -1,4 +1,4 @@
-//! The innermost service: sends a [`DownRequest`] with `reqwest` and maps
+//! The innermost service: sends a [`StackRequest`] with `reqwest` and maps
 //! the answer. 2xx → [`Reply::Sent`]; 429 → `RateLimited` with the parsed
 //! `Retry-After`; other statuses → `Http`; timeouts and connection failures
 //! → `Timeout` / `Transport`.
@@ -8,9 +8,9 @@ use std::time::Duration;
 use tower::Service;
 
 use crate::layers::ResponseFuture;
-use crate::{CallError, DownRequest, HttpReply, Method, Reply};
+use crate::{CallError, HttpReply, Method, Reply, StackRequest};
 
-/// The innermost service: sends a [`DownRequest`] with `reqwest`.
+/// The innermost service: sends a [`StackRequest`] with `reqwest`.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
@@ -36,7 +36,7 @@ impl Default for HttpClient {
     }
 }
 
-impl Service<DownRequest> for HttpClient {
+impl Service<StackRequest> for HttpClient {
     type Response = Reply;
     type Error = CallError;
     type Future = ResponseFuture;
@@ -45,13 +45,13 @@ impl Service<DownRequest> for HttpClient {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: DownRequest) -> Self::Future {
+    fn call(&mut self, req: StackRequest) -> Self::Future {
         let client = self.client.clone();
         Box::pin(async move { send(&client, req).await })
     }
 }
 
-async fn send(client: &reqwest::Client, req: DownRequest) -> Result<Reply, CallError> {
+async fn send(client: &reqwest::Client, req: StackRequest) -> Result<Reply, CallError> {
     let method = match req.method {
         Method::Get => reqwest::Method::GET,
         Method::Post => reqwest::Method::POST,

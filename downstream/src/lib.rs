@@ -1,7 +1,7 @@
 //! Downstream clients (Richpanel, OpenAI-compatible, Shopify) behind the
 //! safety layers, and a fake downstream server for tests, demos and load.
 //!
-//! The worker holds one [`Downstreams`] and calls `richpanel()`, `openai()`
+//! The worker holds one [`Clients`] and calls `richpanel()`, `openai()`
 //! and `shopify()`; every call passes through the stack composed in
 //! [`stack`]: kill switch → shadow → retry → breaker → token bucket →
 //! (kill switch + shadow gate) → timeout → HTTP. Refusals and failures are a
@@ -9,7 +9,7 @@
 //!
 //! # Layout
 //! - `config.rs` — [`DownstreamConfig`]: defaults → file → env.
-//! - `request.rs` — [`DownRequest`], [`Reply`], [`WriteOutcome`], [`CallContext`].
+//! - `request.rs` — [`StackRequest`], [`Reply`], [`WriteOutcome`], [`CallContext`].
 //! - `error.rs` — [`CallError`].
 //! - `flags.rs` — [`flags::FlagCache`]: flag store behind a short cache + env floors.
 //! - `layers/` — one folder per layer, each with its named error and tests.
@@ -17,17 +17,17 @@
 //! - `http.rs` — the innermost `reqwest` service.
 //! - `metrics.rs` — the crate's metric names and their recording helpers.
 //! - `clients/` — typed Richpanel, OpenAI-compatible and Shopify clients.
-//! - `downstreams.rs` — [`Downstreams`], the handle the worker holds.
+//! - `guarded.rs` — [`Clients`], the handle the worker holds.
 //! - `fake/` — [`fake::FakeServer`], the fake downstreams (also `fake-downstream` binary).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod clients;
 pub mod config;
-mod downstreams;
 mod error;
 pub mod fake;
 pub mod flags;
+mod guarded;
 pub mod http;
 pub mod layers;
 pub mod metrics;
@@ -38,10 +38,10 @@ pub use clients::{
     Classification, Comment, OpenAi, Order, Richpanel, Shopify, Ticket, TicketReply, TicketUpdate,
 };
 pub use config::{ApiKey, ConfigError, DownstreamConfig};
-pub use downstreams::Downstreams;
 pub use error::CallError;
+pub use guarded::Clients;
 pub use layers::breaker::BreakerState;
 pub use request::{
-    Auth, Bucket, CallContext, DownRequest, Downstream, HttpReply, Method, RecordedRequest, Reply,
+    Auth, Bucket, CallContext, Downstream, HttpReply, Method, RecordedRequest, Reply, StackRequest,
     WriteOutcome,
 };

@@ -1,4 +1,4 @@
-//! What flows through the safety stack: one [`DownRequest`] in, one
+//! What flows through the safety stack: one [`StackRequest`] in, one
 //! [`Reply`] out. Clients build requests; layers read their metadata.
 use std::fmt;
 use std::sync::Arc;
@@ -126,7 +126,7 @@ impl Method {
 
 /// One downstream call, fully built (cheap to clone: retries resend it).
 #[derive(Debug, Clone)]
-pub struct DownRequest {
+pub struct StackRequest {
     /// Whom it goes to.
     pub downstream: Downstream,
     /// Which token bucket it takes from.
@@ -148,7 +148,7 @@ pub struct DownRequest {
     pub auth: Option<Auth>,
 }
 
-impl DownRequest {
+impl StackRequest {
     /// What would be sent, without credentials.
     pub fn recorded(&self) -> RecordedRequest {
         RecordedRequest {

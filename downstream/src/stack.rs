@@ -39,10 +39,10 @@ use crate::layers::kill_switch::KillSwitchLayer;
 use crate::layers::retry::RetryLayer;
 use crate::layers::shadow::ShadowLayer;
 use crate::layers::timeout::TimeoutLayer;
-use crate::{CallError, DownRequest, Reply};
+use crate::{CallError, Reply, StackRequest};
 
 /// A composed, type-erased downstream stack. Cheap to clone.
-pub type Stack = BoxCloneSyncService<DownRequest, Reply, CallError>;
+pub type Stack = BoxCloneSyncService<StackRequest, Reply, CallError>;
 
 /// Shared state one downstream's stack draws on.
 #[derive(Debug, Clone)]

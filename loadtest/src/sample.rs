@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ports::Backend;
+use ports::metrics;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -102,10 +103,10 @@ impl WriterSample {
                 .find_map(|v| v.trim().parse::<f64>().ok())
         };
         Some(WriterSample {
-            commits: value("switchyard_sqlite_commits_total")?,
-            jobs: value("switchyard_sqlite_write_jobs_total")?,
-            wal_frames: value("switchyard_sqlite_wal_frames_total")?,
-            commit_s: value("switchyard_sqlite_commit_seconds_sum").unwrap_or(0.0),
+            commits: value(metrics::SQLITE_COMMITS)?,
+            jobs: value(metrics::SQLITE_JOBS)?,
+            wal_frames: value(metrics::SQLITE_WAL_FRAMES)?,
+            commit_s: value(&format!("{}_sum", metrics::SQLITE_COMMIT_SECONDS)).unwrap_or(0.0),
         })
     }
 

@@ -32,7 +32,7 @@ pub(crate) fn sqlite_commit(jobs: usize, frames: i64, since: Instant) {
     metrics::counter!(SQLITE_COMMITS).increment(1);
     metrics::counter!(SQLITE_JOBS).increment(jobs as u64);
     metrics::counter!(SQLITE_WAL_FRAMES).increment(u64::try_from(frames).unwrap_or(0));
-    waited(SQLITE_COMMIT_SECONDS, "commit", since, frames);
+    record_write_pause(SQLITE_COMMIT_SECONDS, "commit", since, frames);
 }
 
 /// A batch replayed job by job.
@@ -42,7 +42,7 @@ pub(crate) fn sqlite_replay() {
 
 /// The writer's checkpoint begun at `since`, with the WAL at `pages`.
 pub(crate) fn sqlite_checkpoint(since: Instant, pages: i64) {
-    waited(SQLITE_CHECKPOINT_SECONDS, "checkpoint", since, pages);
+    record_write_pause(SQLITE_CHECKPOINT_SECONDS, "checkpoint", since, pages);
 }
 
 /// A background checkpoint begun at `since`.
@@ -51,7 +51,7 @@ pub(crate) fn sqlite_background_checkpoint(since: Instant) {
 }
 
 /// Record the time since `since` in `metric`; log it if it was a stall.
-fn waited(metric: &'static str, what: &'static str, since: Instant, pages: i64) {
+fn record_write_pause(metric: &'static str, what: &'static str, since: Instant, pages: i64) {
     let took = since.elapsed();
     metrics::histogram!(metric).record(took.as_secs_f64());
     if took > SLOW {

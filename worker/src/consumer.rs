@@ -74,8 +74,8 @@ impl Settle {
             // The receive right after a settle: the group as the queue now
             // shows it. The exemption is used up; a later reorder of these
             // messages (after a retry behind them) is settled again.
-            for m in batch {
-                self.settled.remove(&m.message_id);
+            for msg in batch {
+                self.settled.remove(&msg.message_id);
             }
             return false;
         }
@@ -86,7 +86,7 @@ impl Settle {
             self.settled.clear();
         }
         self.settled
-            .extend(batch.iter().map(|m| m.message_id.clone()));
+            .extend(batch.iter().map(|msg| msg.message_id.clone()));
         true
     }
 
@@ -189,10 +189,10 @@ impl Loop {
                 r = worker.backend.queue.receive(max, worker.config.visibility, worker.config.receive_wait) => r,
             };
             match received {
-                Ok(m) => {
+                Ok(messages) => {
                     self.failures = 0;
-                    crate::metrics::received(m.len());
-                    return Some(m);
+                    crate::metrics::received(messages.len());
+                    return Some(messages);
                 }
                 Err(e) => {
                     self.failures = self.failures.saturating_add(1);
@@ -237,8 +237,8 @@ impl Loop {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Set the visibility of `messages` (0 = hand back now).
@@ -247,11 +247,11 @@ async fn release<'a>(
     messages: impl Iterator<Item = &'a ReceivedMessage>,
     visibility: Duration,
 ) {
-    for m in messages {
+    for msg in messages {
         if let Err(e) = worker
             .backend
             .queue
-            .change_visibility(&m.receipt, visibility)
+            .change_visibility(&msg.receipt, visibility)
             .await
         {
             warn!(error = %envelope::redact::redacted(&e), "could not hand a message back");
@@ -262,10 +262,10 @@ async fn release<'a>(
 /// Messages grouped by conversation, each group in delivery order.
 fn by_group(messages: Vec<ReceivedMessage>) -> Vec<(String, VecDeque<ReceivedMessage>)> {
     let mut groups: Vec<(String, VecDeque<ReceivedMessage>)> = Vec::new();
-    for m in messages {
-        match groups.iter_mut().find(|(g, _)| *g == m.group_id) {
-            Some((_, batch)) => batch.push_back(m),
-            None => groups.push((m.group_id.clone(), VecDeque::from([m]))),
+    for msg in messages {
+        match groups.iter_mut().find(|(g, _)| *g == msg.group_id) {
+            Some((_, batch)) => batch.push_back(msg),
+            None => groups.push((msg.group_id.clone(), VecDeque::from([msg]))),
         }
     }
     groups
@@ -322,18 +322,21 @@ async fn process_group(
     mut batch: VecDeque<ReceivedMessage>,
     settle: &Mutex<Settle>,
 ) {
-    let held = Held::new(worker, batch.iter().map(|m| m.receipt.clone()).collect());
-    while let Some(m) = batch.pop_front() {
+    let held = Held::new(
+        worker,
+        batch.iter().map(|msg| msg.receipt.clone()).collect(),
+    );
+    while let Some(msg) = batch.pop_front() {
         let started = Instant::now();
-        let disposition = process_guarded(worker, &m).await;
+        let disposition = process_guarded(worker, &msg).await;
         crate::metrics::processed_in(started.elapsed());
-        let applied = apply(worker, &m, disposition).await;
-        held.release(&m.receipt);
+        let applied = apply(worker, &msg, disposition).await;
+        held.release(&msg.receipt);
         let Applied::Held(head_back_in) = applied else {
-            lock(settle).finished(&m.message_id);
+            lock(settle).finished(&msg.message_id);
             continue;
         };
-        lock(settle).retried(&m.message_id);
+        lock(settle).retried(&msg.message_id);
         // The rest stay hidden a little longer than the head, so the head
         // is the first of its group to be seen again, and their receive
         // counts do not grow with the head's retries.
@@ -347,8 +350,8 @@ async fn process_group(
 
 /// `worker.process`, with a panic turned into a dead letter naming it (the
 /// message can never succeed as it is; the reason is redacted).
-pub(crate) async fn process_guarded(worker: &Worker, m: &ReceivedMessage) -> Disposition {
-    match AssertUnwindSafe(worker.process(m)).catch_unwind().await {
+pub(crate) async fn process_guarded(worker: &Worker, msg: &ReceivedMessage) -> Disposition {
+    match AssertUnwindSafe(worker.process(msg)).catch_unwind().await {
         Ok(d) => d,
         Err(panic) => {
             let what = panic
@@ -382,17 +385,17 @@ pub(crate) enum Applied {
 /// before the queue's own backstop (`max_receive_count`) a message that
 /// still fails is dead-lettered here, with its last reason, rather than
 /// moved by the queue with none.
-pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) -> Applied {
+pub(crate) async fn apply(worker: &Worker, msg: &ReceivedMessage, d: Disposition) -> Applied {
     let queue = &worker.backend.queue;
     let d = match d {
         Disposition::Retry { reason, .. }
             if queue
                 .max_receive_count()
-                .is_some_and(|max| m.receive_count >= max) =>
+                .is_some_and(|max| msg.receive_count >= max) =>
         {
             Disposition::Poison(format!(
                 "still failing after {} deliveries (transient, held with backoff): {reason}",
-                m.receive_count
+                msg.receive_count
             ))
         }
         other => other,
@@ -410,7 +413,7 @@ pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) 
             // (crash, outage) only means a redelivery, which resumes from
             // the log and finds nothing left to do. The group stays blocked
             // in the queue until the delete lands, so order holds.
-            let (queue, receipt) = (queue.clone(), m.receipt.clone());
+            let (queue, receipt) = (queue.clone(), msg.receipt.clone());
             worker.deletes.spawn(
                 async move {
                     if let Err(e) = queue.delete(&receipt).await {
@@ -424,10 +427,10 @@ pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) 
         Disposition::Retry { after, reason } => {
             let longest = worker.config.max_retry_delay.min(MAX_VISIBILITY);
             let delay = after
-                .unwrap_or_else(|| backoff_for(m.receive_count))
+                .unwrap_or_else(|| backoff_for(msg.receive_count))
                 .clamp(Duration::from_secs(1).min(longest), longest);
             warn!(reason = %envelope::redact::redact(&reason), ?delay, "will retry");
-            if let Err(e) = queue.change_visibility(&m.receipt, delay).await {
+            if let Err(e) = queue.change_visibility(&msg.receipt, delay).await {
                 warn!(error = %envelope::redact::redacted(&e), "could not set retry delay");
                 return Applied::Held(worker.config.visibility);
             }
@@ -435,8 +438,8 @@ pub(crate) async fn apply(worker: &Worker, m: &ReceivedMessage, d: Disposition) 
         }
         Disposition::Poison(reason) => {
             error!(reason = %envelope::redact::redact(&reason), "poison message: dead-lettering");
-            worker.close_dead_lettered(m, &reason).await;
-            match queue.dead_letter(m, &reason).await {
+            worker.close_dead_lettered(msg, &reason).await;
+            match queue.dead_letter(msg, &reason).await {
                 Ok(()) => Applied::Finished,
                 Err(e) => {
                     error!(error = %envelope::redact::redacted(&e), "dead-letter failed; it is delivered again when its visibility ends");

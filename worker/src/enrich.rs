@@ -52,12 +52,12 @@ impl Incoming {
         env: &Envelope,
         ticket: &downstream::Ticket,
         ticket_id: &str,
-        m: &downstream::Comment,
+        comment: &downstream::Comment,
     ) -> Incoming {
-        let text = m
+        let text = comment
             .plain_body
             .clone()
-            .or_else(|| m.body.clone())
+            .or_else(|| comment.body.clone())
             .unwrap_or_default();
         let text = envelope::text::truncate(&text, worker.normalize.max_text_chars).text;
         Incoming {
@@ -66,15 +66,15 @@ impl Incoming {
             event_id: format!(
                 "evt:rp:{}:{}",
                 env.conversation_id,
-                envelope::bounded_id(&m.id)
+                envelope::bounded_id(&comment.id)
             ),
-            message_id: Some(m.id.clone()),
-            author: if m.is_operator {
+            message_id: Some(comment.id.clone()),
+            author: if comment.is_operator {
                 Author::Operator
             } else {
                 Author::Customer
             },
-            channel: m
+            channel: comment
                 .via
                 .channel
                 .clone()
@@ -84,7 +84,7 @@ impl Incoming {
             text,
             subject: ticket.subject.clone(),
             ticket_id: Some(ticket_id.to_owned()),
-            created_at: m
+            created_at: comment
                 .created_at
                 .as_deref()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -202,10 +202,10 @@ async fn from_ticket(
             let mut messages: Vec<Incoming> = ticket
                 .comments
                 .iter()
-                .filter(|m| !state.has_message(&m.id))
-                .map(|m| Incoming::from_comment(worker, env, &ticket, &ticket_id, m))
+                .filter(|comment| !state.has_message(&comment.id))
+                .map(|comment| Incoming::from_comment(worker, env, &ticket, &ticket_id, comment))
                 .collect();
-            messages.sort_by_key(|m| m.created_at);
+            messages.sort_by_key(|comment| comment.created_at);
             ControlFlow::Continue(Enriched {
                 update: update(messages.len(), None),
                 messages,

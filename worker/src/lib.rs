@@ -41,7 +41,7 @@ pub use disposition::Disposition;
 pub use faults::Faults;
 
 use conversation::Rules;
-use downstream::Downstreams;
+use downstream::Clients;
 use ports::Backend;
 
 /// A file of this name in an embedded data dir marks it as a test target:
@@ -89,7 +89,7 @@ pub struct Worker {
     /// The ports (queue, event log, blobs, flags, secrets).
     pub backend: Backend,
     /// The downstream clients behind their safety stack.
-    pub downstreams: Downstreams,
+    pub downstreams: Clients,
     /// The decision rules.
     pub rules: Arc<Rules>,
     /// Tuning.
@@ -105,12 +105,7 @@ pub struct Worker {
 
 impl Worker {
     /// A worker on `backend` with default normalization and no faults.
-    pub fn new(
-        backend: Backend,
-        downstreams: Downstreams,
-        rules: Rules,
-        config: WorkerConfig,
-    ) -> Self {
+    pub fn new(backend: Backend, downstreams: Clients, rules: Rules, config: WorkerConfig) -> Self {
         Worker {
             backend,
             downstreams,
@@ -133,7 +128,7 @@ pub async fn from_env() -> Result<Worker, Box<dyn std::error::Error + Send + Syn
         Ok(path) if !path.is_empty() => Rules::load(std::path::Path::new(&path))?,
         _ => Rules::default_rules()?,
     };
-    let downstreams = Downstreams::new(
+    let downstreams = Clients::new(
         downstream::DownstreamConfig::from_env()?,
         backend.flags.clone(),
         backend.secrets.clone(),

@@ -90,8 +90,8 @@ impl Worker {
             log.stage_as(Some(env.event_id.to_string()), update);
             log.flush_or_resume(events, env.event_id.as_str()).await?;
         }
-        for m in &enriched.messages {
-            let requested_now = self.record_and_decide(&mut log, env, m).await?;
+        for incoming in &enriched.messages {
+            let requested_now = self.record_and_decide(&mut log, env, incoming).await?;
             if let ControlFlow::Break(d) = self.perform_pending(&mut log, requested_now).await? {
                 return Ok(ControlFlow::Break(d));
             }
@@ -111,23 +111,24 @@ impl Worker {
         &self,
         log: &mut ConversationLog,
         env: &envelope::Envelope,
-        m: &Incoming,
+        incoming: &Incoming,
     ) -> Result<HashSet<String>, LogError> {
         let mut requested_now = HashSet::new();
-        if m.message_id
+        if incoming
+            .message_id
             .as_deref()
             .is_some_and(|id| log.state.has_message(id))
         {
             debug!("message already in the log: resuming its actions");
             return Ok(requested_now);
         }
-        let decided = self.decide(log, m).await;
+        let decided = self.decide(log, incoming).await;
         let (intent, route, actions) = (
             decided.decision.intent.clone(),
             decided.decision.route.clone(),
             decided.decision.actions.len(),
         );
-        log.stage_as(Some(m.event_id.clone()), m.received_body(env));
+        log.stage_as(Some(incoming.event_id.clone()), incoming.received_body(env));
         log.stage(decided.into_events());
         // The first action's request shares the decision's append.
         if let Some((key, pending)) = next_pending(&log.state, &log.causation)
@@ -140,7 +141,7 @@ impl Worker {
             requested_now.insert(key);
         }
         if log
-            .flush_or_resume(self.backend.events.as_ref(), &m.event_id)
+            .flush_or_resume(self.backend.events.as_ref(), &incoming.event_id)
             .await?
         {
             // Recorded before (a redelivery, or another delivery first):
@@ -157,26 +158,29 @@ impl Worker {
         Ok(requested_now)
     }
 
-    async fn decide(&self, log: &ConversationLog, m: &Incoming) -> conversation::Decided {
+    async fn decide(&self, log: &ConversationLog, incoming: &Incoming) -> conversation::Decided {
         let model = if self.config.use_model
-            && m.author == conversation::Author::Customer
-            && !m.text.is_empty()
+            && incoming.author == conversation::Author::Customer
+            && !incoming.text.is_empty()
         {
-            self.classify(&m.text).await
+            self.classify(&incoming.text).await
         } else {
             None
         };
         let flags = self.downstreams.flags().await;
         let shadow = flags.shadow || self.downstreams.shadowed(downstream::Downstream::Richpanel);
         let facts = MessageFacts {
-            event_id: &m.event_id,
+            event_id: &incoming.event_id,
             conversation_id: &log.name,
-            text: &m.text,
-            subject: m.subject.as_deref(),
-            author: m.author,
-            ticket_id: m.ticket_id.as_deref().or(log.state.ticket_id.as_deref()),
-            customer_name: m.customer_name.as_deref(),
-            order_ref: m.order_ref.as_deref(),
+            text: &incoming.text,
+            subject: incoming.subject.as_deref(),
+            author: incoming.author,
+            ticket_id: incoming
+                .ticket_id
+                .as_deref()
+                .or(log.state.ticket_id.as_deref()),
+            customer_name: incoming.customer_name.as_deref(),
+            order_ref: incoming.order_ref.as_deref(),
             mode: if shadow {
                 DecisionMode::Shadow
             } else {

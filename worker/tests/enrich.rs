@@ -236,7 +236,7 @@ async fn model_classifies_and_rules_take_over_when_it_fails() {
         };
     }
     h.worker.downstreams =
-        downstream::Downstreams::new(cfg, h.backend.flags.clone(), h.backend.secrets.clone());
+        downstream::Clients::new(cfg, h.backend.flags.clone(), h.backend.secrets.clone());
     h.worker.config.use_model = true;
 
     enqueue(

@@ -1,4 +1,4 @@
-//! Typed clients. Each builds a [`DownRequest`], sends it through its
+//! Typed clients. Each builds a [`StackRequest`], sends it through its
 //! downstream's safety stack and decodes the answer.
 mod openai;
 mod richpanel;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 
-use crate::{Bucket, CallContext, CallError, DownRequest, Downstream, Downstreams, Method, Reply};
+use crate::{Bucket, CallContext, CallError, Clients, Downstream, Method, Reply, StackRequest};
 
 /// `base` + path segments (each percent-encoded).
 pub(crate) fn url(base: &str, segments: &[&str]) -> Result<Url, CallError> {
@@ -35,7 +35,7 @@ fn not_configured(base: &str) -> CallError {
 }
 
 pub(crate) struct Call<'a> {
-    pub ds: &'a Downstreams,
+    pub ds: &'a Clients,
     pub downstream: Downstream,
     pub bucket: Bucket,
 }
@@ -50,7 +50,7 @@ impl Call<'_> {
         optional: bool,
         ctx: Option<CallContext>,
     ) -> Result<Reply, CallError> {
-        let req = DownRequest {
+        let req = StackRequest {
             downstream: self.downstream,
             bucket: self.bucket,
             method,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Call, decode, decode_error, url};
-use crate::{Bucket, CallError, Downstream, Downstreams, Method};
+use crate::{Bucket, CallError, Clients, Downstream, Method};
 
 /// The model's answer, checked: `intent` is one of the labels and
 /// `confidence` is clamped to 0–1.
@@ -15,10 +15,10 @@ pub struct Classification {
     pub confidence: f64,
 }
 
-/// The OpenAI-compatible client (a view of [`Downstreams`]).
+/// The OpenAI-compatible client (a view of [`Clients`]).
 #[derive(Debug, Clone)]
 pub struct OpenAi {
-    ds: Downstreams,
+    ds: Clients,
 }
 
 #[derive(Deserialize)]
@@ -36,7 +36,7 @@ struct Message {
 }
 
 impl OpenAi {
-    pub(crate) fn new(ds: Downstreams) -> Self {
+    pub(crate) fn new(ds: Clients) -> Self {
         OpenAi { ds }
     }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Call, decode, decode_error, id, url};
-use crate::{Bucket, CallContext, CallError, Downstream, Downstreams, Method, WriteOutcome};
+use crate::{Bucket, CallContext, CallError, Clients, Downstream, Method, WriteOutcome};
 
 /// A conversation as Richpanel returns it (unknown fields ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,14 +123,14 @@ impl TicketUpdate {
     }
 }
 
-/// Richpanel client. Get one from [`Downstreams::richpanel`].
+/// Richpanel client. Get one from [`Clients::richpanel`].
 #[derive(Debug, Clone)]
 pub struct Richpanel {
-    ds: Downstreams,
+    ds: Clients,
 }
 
 impl Richpanel {
-    pub(crate) fn new(ds: Downstreams) -> Self {
+    pub(crate) fn new(ds: Clients) -> Self {
         Richpanel { ds }
     }
 

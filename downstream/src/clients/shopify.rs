@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Call, decode, id, url};
-use crate::{Bucket, CallError, Downstream, Downstreams, Method};
+use crate::{Bucket, CallError, Clients, Downstream, Method};
 
 /// The order fields switchyard uses (no customer contact data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,14 +62,14 @@ struct Orders {
     orders: Vec<Order>,
 }
 
-/// The Shopify Admin client (a view of [`Downstreams`]).
+/// The Shopify Admin client (a view of [`Clients`]).
 #[derive(Debug, Clone)]
 pub struct Shopify {
-    ds: Downstreams,
+    ds: Clients,
 }
 
 impl Shopify {
-    pub(crate) fn new(ds: Downstreams) -> Self {
+    pub(crate) fn new(ds: Clients) -> Self {
         Shopify { ds }
     }
 

@@ -2,12 +2,12 @@
 //! its named error, its tests). They are composed in one place only:
 //! `crate::stack`.
 //!
-//! Every layer wraps a `Service<DownRequest, Response = Reply, Error =
+//! Every layer wraps a `Service<StackRequest, Response = Reply, Error =
 //! CallError>`; its own error converts into [`CallError`].
 use futures::future::BoxFuture;
 use tower::{Service, ServiceExt};
 
-use crate::{CallError, DownRequest, Reply};
+use crate::{CallError, Reply, StackRequest};
 
 pub mod breaker;
 pub mod bucket;
@@ -28,10 +28,10 @@ pub trait Around: Clone + Send + Sync + 'static {
     fn around<S>(
         self,
         inner: S,
-        req: DownRequest,
+        req: StackRequest,
     ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
     where
-        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S: Service<StackRequest, Response = Reply, Error = CallError> + Send + 'static,
         S::Future: Send;
 }
 
@@ -57,10 +57,10 @@ pub struct AroundService<S, A> {
     around: A,
 }
 
-impl<S, A> Service<DownRequest> for AroundService<S, A>
+impl<S, A> Service<StackRequest> for AroundService<S, A>
 where
     A: Around,
-    S: Service<DownRequest, Response = Reply, Error = CallError> + Clone + Send + 'static,
+    S: Service<StackRequest, Response = Reply, Error = CallError> + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = Reply;
@@ -74,7 +74,7 @@ where
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: DownRequest) -> Self::Future {
+    fn call(&mut self, req: StackRequest) -> Self::Future {
         Box::pin(self.around.clone().around(self.inner.clone(), req))
     }
 }
@@ -83,9 +83,9 @@ where
 /// call it. Layers report themselves always ready and apply back-pressure
 /// inside the future, so an async flag read or a token wait never holds a
 /// readiness slot of the inner service.
-pub(crate) async fn call_inner<S>(mut inner: S, req: DownRequest) -> Result<Reply, CallError>
+pub(crate) async fn call_inner<S>(mut inner: S, req: StackRequest) -> Result<Reply, CallError>
 where
-    S: Service<DownRequest, Response = Reply, Error = CallError>,
+    S: Service<StackRequest, Response = Reply, Error = CallError>,
 {
     inner.ready().await?.call(req).await
 }
@@ -99,20 +99,20 @@ pub(crate) mod testing {
     use tower_test::mock;
 
     pub type Mock = tower::util::MapErr<
-        mock::Mock<DownRequest, Reply>,
+        mock::Mock<StackRequest, Reply>,
         fn(Box<dyn std::error::Error + Send + Sync>) -> CallError,
     >;
 
     /// A tower-test mock whose errors are `CallError`s again.
-    pub fn mock() -> (Mock, mock::Handle<DownRequest, Reply>) {
-        let (svc, handle) = mock::pair::<DownRequest, Reply>();
+    pub fn mock() -> (Mock, mock::Handle<StackRequest, Reply>) {
+        let (svc, handle) = mock::pair::<StackRequest, Reply>();
         (svc.map_err(CallError::from_boxed as fn(_) -> _), handle)
     }
 
     /// Fails if `handle` receives a request within `within` (a dropped
     /// service, which ends the stream, counts as "no request").
     pub async fn assert_no_request(
-        handle: &mut mock::Handle<DownRequest, Reply>,
+        handle: &mut mock::Handle<StackRequest, Reply>,
         within: std::time::Duration,
     ) {
         let got = tokio::time::timeout(within, handle.next_request()).await;
@@ -129,8 +129,8 @@ pub(crate) mod testing {
         })
     }
 
-    pub fn write(customer_facing: bool) -> DownRequest {
-        DownRequest {
+    pub fn write(customer_facing: bool) -> StackRequest {
+        StackRequest {
             downstream: Downstream::Richpanel,
             bucket: Bucket::RichpanelWrite,
             method: Method::Put,
@@ -151,8 +151,8 @@ pub(crate) mod testing {
         }
     }
 
-    pub fn read() -> DownRequest {
-        DownRequest {
+    pub fn read() -> StackRequest {
+        StackRequest {
             bucket: Bucket::RichpanelRead,
             method: Method::Get,
             body: None,

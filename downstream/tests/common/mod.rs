@@ -1,5 +1,5 @@
 //! Shared setup: a fake server, the real embedded backend (flags, secrets)
-//! in a temp dir, and `Downstreams` pointed at the fake.
+//! in a temp dir, and `Clients` pointed at the fake.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use downstream::config::ApiKey;
 use downstream::fake::{FakeConfig, FakeHandle, FakeServer};
-use downstream::{CallContext, DownstreamConfig, Downstreams};
+use downstream::{CallContext, Clients, DownstreamConfig};
 use ports::{Backend, BackendConfig, EmbeddedSettings};
 
 pub struct Setup {
     pub fake: FakeHandle,
-    pub ds: Downstreams,
+    pub ds: Clients,
     pub backend: Backend,
     pub _dir: tempfile::TempDir,
 }
@@ -44,7 +44,7 @@ pub async fn setup(fake_cfg: FakeConfig, tweak: impl FnOnce(&mut DownstreamConfi
         .expect("embedded backend opens");
     let mut cfg = test_config(&fake.base_url());
     tweak(&mut cfg);
-    let ds = Downstreams::new(cfg, Arc::clone(&backend.flags), backend.secrets.clone());
+    let ds = Clients::new(cfg, Arc::clone(&backend.flags), backend.secrets.clone());
     Setup {
         fake,
         ds,

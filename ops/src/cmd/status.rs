@@ -108,8 +108,9 @@ pub async fn breaker_states(serve_url: &str) -> Option<Vec<(String, &'static str
 }
 
 fn parse_breakers(text: &str) -> Vec<(String, &'static str)> {
+    let series = format!("{}{{", downstream::metrics::BREAKER_STATE);
     text.lines()
-        .filter_map(|l| l.strip_prefix("downstream_breaker_state{"))
+        .filter_map(|l| l.strip_prefix(series.as_str()))
         .filter_map(|l| {
             let name = l
                 .split("downstream=\"")

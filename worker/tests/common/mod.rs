@@ -30,7 +30,7 @@ use chrono::Utc;
 use conversation::Event;
 use conversation::Rules;
 use downstream::fake::{FakeConfig, FakeHandle, FakeServer};
-use downstream::{ApiKey, Downstream, DownstreamConfig, Downstreams};
+use downstream::{ApiKey, Clients, Downstream, DownstreamConfig};
 use ports::{AwsSettings, Backend, BackendConfig, EmbeddedSettings, OutgoingMessage};
 use tempfile::TempDir;
 use worker::{Worker, WorkerConfig};
@@ -103,7 +103,7 @@ pub async fn harness(kind: &str, fake_cfg: FakeConfig) -> Harness {
         period_ms: 1_000,
         burst: 1_000,
     };
-    let downstreams = Downstreams::new(cfg, backend.flags.clone(), backend.secrets.clone());
+    let downstreams = Clients::new(cfg, backend.flags.clone(), backend.secrets.clone());
     let config = WorkerConfig {
         concurrency: 16,
         visibility: Duration::from_secs(10),

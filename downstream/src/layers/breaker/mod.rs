@@ -17,7 +17,7 @@ use tower::Service;
 
 use super::{Around, AroundLayer, call_inner};
 use crate::config::BreakerConfig;
-use crate::{CallError, DownRequest, Downstream, Reply};
+use crate::{CallError, Downstream, Reply, StackRequest};
 
 /// The breaker refused the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -124,10 +124,10 @@ impl Around for BreakerGate {
     fn around<S>(
         self,
         inner: S,
-        req: DownRequest,
+        req: StackRequest,
     ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
     where
-        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S: Service<StackRequest, Response = Reply, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
         // The permit is taken when the call is made, not when polled.

@@ -23,7 +23,7 @@ use tower::Service;
 
 use super::{Around, AroundLayer, call_inner};
 use crate::config::QuotaConfig;
-use crate::{CallError, DownRequest, Reply};
+use crate::{CallError, Reply, StackRequest};
 pub use clock::TokioClock;
 
 /// Pause applied on a 429 that carries no `Retry-After`.
@@ -147,10 +147,10 @@ impl Around for BucketGate {
     fn around<S>(
         self,
         inner: S,
-        req: DownRequest,
+        req: StackRequest,
     ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
     where
-        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S: Service<StackRequest, Response = Reply, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
         async move {

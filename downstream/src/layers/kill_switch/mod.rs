@@ -16,7 +16,7 @@ use tower::Service;
 
 use super::{Around, AroundLayer, call_inner};
 use crate::flags::FlagCache;
-use crate::{CallError, DownRequest, Downstream, Reply};
+use crate::{CallError, Downstream, Reply, StackRequest};
 
 /// Why the kill-switch layer refused a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,7 +51,7 @@ impl From<Suppressed> for CallError {
 }
 
 /// The decision, separate from I/O so it can be tested exhaustively.
-pub fn check(flags: &Flags, req: &DownRequest) -> Result<(), Suppressed> {
+pub fn check(flags: &Flags, req: &StackRequest) -> Result<(), Suppressed> {
     let facing = req.customer_facing();
     if req.write && flags.kill_switch == Scope::AllWrites {
         return Err(Suppressed::KillSwitch(Scope::AllWrites.as_str()));
@@ -103,10 +103,10 @@ impl Around for KillSwitchGate {
     fn around<S>(
         self,
         inner: S,
-        req: DownRequest,
+        req: StackRequest,
     ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
     where
-        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S: Service<StackRequest, Response = Reply, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
         async move {

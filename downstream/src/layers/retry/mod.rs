@@ -19,7 +19,7 @@ use tower::{Layer, Service};
 
 use super::{ResponseFuture, call_inner};
 use crate::config::RetryConfig;
-use crate::{CallError, DownRequest, Reply};
+use crate::{CallError, Reply, StackRequest};
 
 /// Why the retry layer stopped retrying (the last error is returned as is;
 /// this names the reason for logs and metrics).
@@ -97,9 +97,9 @@ pub struct RetryService<S> {
     layer: RetryLayer,
 }
 
-impl<S> Service<DownRequest> for RetryService<S>
+impl<S> Service<StackRequest> for RetryService<S>
 where
-    S: Service<DownRequest, Response = Reply, Error = CallError> + Clone + Send + Sync + 'static,
+    S: Service<StackRequest, Response = Reply, Error = CallError> + Clone + Send + Sync + 'static,
     S::Future: Send,
 {
     type Response = Reply;
@@ -110,7 +110,7 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: DownRequest) -> Self::Future {
+    fn call(&mut self, req: StackRequest) -> Self::Future {
         let inner = self.inner.clone();
         let RetryLayer {
             cfg,

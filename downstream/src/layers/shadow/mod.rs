@@ -11,7 +11,7 @@ use tower::Service;
 
 use super::{Around, AroundLayer, call_inner};
 use crate::flags::FlagCache;
-use crate::{CallError, DownRequest, Reply};
+use crate::{CallError, Reply, StackRequest};
 
 /// Builds, records and returns writes instead of sending them.
 #[derive(Debug, Clone)]
@@ -33,10 +33,10 @@ impl Around for ShadowGate {
     fn around<S>(
         self,
         inner: S,
-        req: DownRequest,
+        req: StackRequest,
     ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
     where
-        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S: Service<StackRequest, Response = Reply, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
         async move {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tower::Service;
 
 use super::{Around, AroundLayer, call_inner};
-use crate::{CallError, DownRequest, Reply};
+use crate::{CallError, Reply, StackRequest};
 
 /// The attempt did not finish in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -39,10 +39,10 @@ impl Around for TimeoutGate {
     fn around<S>(
         self,
         inner: S,
-        req: DownRequest,
+        req: StackRequest,
     ) -> impl std::future::Future<Output = Result<Reply, CallError>> + Send + 'static
     where
-        S: Service<DownRequest, Response = Reply, Error = CallError> + Send + 'static,
+        S: Service<StackRequest, Response = Reply, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
         let timeout = self.timeout;

@@ -26,7 +26,7 @@ const CHECKPOINT_PAGES: i64 = 1_000;
 
 /// The writer's checkpoint schedule and its background helper.
 pub(super) struct Checkpoints {
-    bulk: Checkpointer,
+    background: Checkpointer,
     /// WAL size in pages at which the next checkpoint starts.
     at: i64,
 }
@@ -35,7 +35,7 @@ impl Checkpoints {
     /// Start the background checkpoint thread on its own connection.
     pub fn start(path: &Path) -> Result<Checkpoints> {
         Ok(Checkpoints {
-            bulk: Checkpointer::start(path)?,
+            background: Checkpointer::start(path)?,
             at: CHECKPOINT_PAGES,
         })
     }
@@ -46,13 +46,13 @@ impl Checkpoints {
     /// pages), so the next commit can restart the WAL. True when every
     /// frame was copied back (the next commit restarts the WAL).
     pub fn after_batch(&mut self, conn: &Connection, pages: i64) -> bool {
-        let finish = self.bulk.take_finished();
+        let finish = self.background.take_finished();
         if !finish && pages < self.at {
             // The WAL restarted (or has not grown enough yet).
             self.at = self.at.min(pages + CHECKPOINT_PAGES);
             return false;
         }
-        if !finish && self.bulk.request() {
+        if !finish && self.background.request() {
             return false;
         }
         let checkpointing = Instant::now();

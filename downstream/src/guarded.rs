@@ -1,4 +1,5 @@
-//! [`Downstreams`]: the handle the worker holds. One composed stack per
+//! [`Clients`]: the handle the worker holds — a client of every
+//! downstream, each behind its safety stack: one composed stack per
 //! downstream, the shared flag cache, breakers and quotas, and credentials.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,11 +15,11 @@ use crate::http::HttpClient;
 use crate::layers::breaker::{Breaker, BreakerState, TokioClock};
 use crate::layers::bucket::Limiter;
 use crate::stack::{self, Stack, StackParts};
-use crate::{Auth, CallError, DownRequest, Downstream, Reply};
+use crate::{Auth, CallError, Downstream, Reply, StackRequest};
 
 /// Clients of every downstream behind their safety layers. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Downstreams {
+pub struct Clients {
     inner: Arc<Inner>,
 }
 
@@ -39,10 +40,10 @@ struct PerDownstream {
     has_credential: AtomicBool,
 }
 
-impl Downstreams {
+impl Clients {
     /// Build every stack. Call [`DownstreamConfig::validate`] first
     /// (`from_env` does): zero quota fields are read as 1.
-    pub fn new(cfg: DownstreamConfig, flags: Arc<dyn FlagStore>, secrets: Secrets) -> Downstreams {
+    pub fn new(cfg: DownstreamConfig, flags: Arc<dyn FlagStore>, secrets: Secrets) -> Clients {
         let kill_floor = cfg
             .kill_switch_floor
             .as_deref()
@@ -76,7 +77,7 @@ impl Downstreams {
                 }
             })
             .collect();
-        let ds = Downstreams {
+        let ds = Clients {
             inner: Arc::new(Inner {
                 cfg,
                 flags,
@@ -148,7 +149,7 @@ impl Downstreams {
     }
 
     /// Send `req` through `ds`'s safety stack.
-    pub(crate) async fn call(&self, req: DownRequest) -> Result<Reply, CallError> {
+    pub(crate) async fn call(&self, req: StackRequest) -> Result<Reply, CallError> {
         self.per(req.downstream).stack.clone().oneshot(req).await
     }
 
