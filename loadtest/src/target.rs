@@ -105,7 +105,7 @@ fn marked_temp_dir() -> anyhow::Result<tempfile::TempDir> {
         .prefix("loadtest-")
         .tempdir()
         .context("temp data dir")?;
-    std::fs::write(temp.path().join(worker::TEST_TARGET_MARKER), b"loadtest\n")
+    std::fs::write(temp.path().join(ports::TEST_TARGET_MARKER), b"loadtest\n")
         .context("marking the temp data dir as a test target")?;
     Ok(temp)
 }

@@ -666,7 +666,7 @@ fn the_drop_fault_is_refused_outside_a_marked_test_target() {
         "{stderr}"
     );
     // Marked as a test target, it starts (and says so loudly).
-    std::fs::write(data.data_dir.join(worker::TEST_TARGET_MARKER), "test").expect("marker");
+    std::fs::write(data.data_dir.join(ports::TEST_TARGET_MARKER), "test").expect("marker");
     let serve = Serve::start(&data, &[("SWITCHYARD_FAULT_DROP_EVERY", "2".to_string())]);
     let logs = serve.stop();
     assert!(logs.contains("FAULT INJECTION"), "{logs}");

@@ -50,6 +50,12 @@ pub struct EmbeddedSettings {
     pub raw_mail_buckets: Vec<String>,
 }
 
+/// A file of this name in an embedded data dir marks it as a test target:
+/// only there does `serve` accept fault injection that drops messages
+/// (`SWITCHYARD_FAULT_DROP_EVERY`). The load harness writes it into the
+/// temporary data dirs it creates.
+pub const TEST_TARGET_MARKER: &str = "SWITCHYARD-TEST-TARGET";
+
 /// The embedded backend's default raw-mail bucket.
 pub const EMBEDDED_RAW_MAIL_BUCKET: &str = "raw-mail";
 

@@ -34,7 +34,7 @@ mod secrets;
 
 pub use backend::{
     AwsSettings, Backend, BackendConfig, DEFAULT_MAX_RECEIVE_COUNT, EMBEDDED_RAW_MAIL_BUCKET,
-    EmbeddedSettings,
+    EmbeddedSettings, TEST_TARGET_MARKER,
 };
 pub use blobs::{AllowedBuckets, BlobStore, ENV_RAW_MAIL_BUCKETS, parse_buckets};
 pub use error::{PortError, Result};

@@ -1,6 +1,6 @@
 //! Fault injection for tests: crash mid-way, panic, drop messages. All off
 //! by default; `serve` accepts the drop fault only in a marked test target
-//! ([`crate::TEST_TARGET_MARKER`]).
+//! ([`ports::TEST_TARGET_MARKER`]).
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Switches a test flips to make the worker fail on purpose.

@@ -44,12 +44,6 @@ use conversation::Rules;
 use downstream::Clients;
 use ports::Backend;
 
-/// A file of this name in an embedded data dir marks it as a test target:
-/// only there does `serve` accept fault injection that drops messages
-/// (`SWITCHYARD_FAULT_DROP_EVERY`). The load harness writes it into the
-/// temporary data dirs it creates.
-pub const TEST_TARGET_MARKER: &str = "SWITCHYARD-TEST-TARGET";
-
 /// Tuning of the worker. Defaults suit one machine and SQS alike.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {

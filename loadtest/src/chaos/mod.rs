@@ -226,7 +226,7 @@ impl Plan {
             // The harness's own data dir: the only kind where serve accepts
             // the message-dropping fault of the checks' self-test.
             std::fs::create_dir_all(dir).context("creating the data dir")?;
-            std::fs::write(dir.join(worker::TEST_TARGET_MARKER), b"loadtest chaos\n")
+            std::fs::write(dir.join(ports::TEST_TARGET_MARKER), b"loadtest chaos\n")
                 .context("marking the data dir as a test target")?;
         }
         Ok(Plan {

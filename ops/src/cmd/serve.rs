@@ -309,7 +309,7 @@ fn drop_fault(backend: &BackendArgs) -> anyhow::Result<Option<u64>> {
         .trim()
         .parse()
         .with_context(|| format!("SWITCHYARD_FAULT_DROP_EVERY={value:?} is not a number"))?;
-    let marker = backend.data_dir.join(worker::TEST_TARGET_MARKER);
+    let marker = backend.data_dir.join(ports::TEST_TARGET_MARKER);
     if backend.backend != "embedded" || !marker.is_file() {
         anyhow::bail!(
             "SWITCHYARD_FAULT_DROP_EVERY is fault injection (it drops acknowledged messages): \
