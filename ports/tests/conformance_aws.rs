@@ -367,8 +367,8 @@ fn template_matches_provision() {
         assert!(template.contains(&templated), "template lacks {templated}");
     }
     use ports::aws::provision::{
-        DLQ_RETENTION_SECS, LEDGER_TTL_ATTRIBUTE, QUEUE_RETENTION_SECS, QUEUE_VISIBILITY_SECS,
-        STREAMS_INDEX,
+        DLQ_RETENTION_SECS, FIFO_DEDUPLICATION_SCOPE, FIFO_THROUGHPUT_LIMIT, LEDGER_TTL_ATTRIBUTE,
+        QUEUE_RETENTION_SECS, QUEUE_VISIBILITY_SECS, STREAMS_INDEX,
     };
     for needle in [
         format!("VisibilityTimeout: {QUEUE_VISIBILITY_SECS}"),
@@ -385,6 +385,17 @@ fn template_matches_provision() {
         assert!(template.contains(&needle), "template lacks {needle:?}");
     }
     assert_eq!(template.matches("BillingMode: PAY_PER_REQUEST").count(), 3);
+    // Both queues, high throughput as `provision` creates them.
+    for needle in [
+        format!("DeduplicationScope: {FIFO_DEDUPLICATION_SCOPE}"),
+        format!("FifoThroughputLimit: {FIFO_THROUGHPUT_LIMIT}"),
+    ] {
+        assert_eq!(
+            template.matches(&needle).count(),
+            2,
+            "both queues: {needle}"
+        );
+    }
     assert_eq!(
         ports::AwsSettings::new("x").max_receive_count.to_string(),
         "20",

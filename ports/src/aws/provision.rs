@@ -4,8 +4,8 @@
 //!
 //! | resource | definition |
 //! |---|---|
-//! | `<prefix>-events-dlq.fifo` | FIFO, ContentBasedDeduplication off, retention 14 days |
-//! | `<prefix>-events.fifo` | FIFO, ContentBasedDeduplication off, visibility 30 s, retention 4 days, RedrivePolicy → DLQ after `max_receive_count` |
+//! | `<prefix>-events-dlq.fifo` | FIFO, ContentBasedDeduplication off, high throughput, retention 14 days |
+//! | `<prefix>-events.fifo` | FIFO, ContentBasedDeduplication off, high throughput (dedup per group, limit per group id), visibility 180 s, retention 4 days, RedrivePolicy → DLQ after `max_receive_count` |
 //! | `<prefix>-ledger` | PAY_PER_REQUEST, key `pk` (S), TTL on `ttl` |
 //! | `<prefix>-log` | PAY_PER_REQUEST, key `pk` (S) + `sk` (N), GSI `streams` (`stream` S, keys only) |
 //! | `<prefix>-flags` | PAY_PER_REQUEST, key `pk` (S) + `sk` (N) |
@@ -23,8 +23,14 @@ pub use super::events::STREAMS_INDEX;
 use super::{Clients, Names};
 use crate::{AwsSettings, PortError, Result};
 
-/// Main queue visibility timeout (the worker extends it while it works).
-pub const QUEUE_VISIBILITY_SECS: u32 = 30;
+/// Main queue visibility timeout: 6 x the worker Lambda's 30 s timeout, as
+/// AWS advises for an SQS event source (the long-running worker sets its
+/// own visibility per receive and extends it while it works).
+pub const QUEUE_VISIBILITY_SECS: u32 = 180;
+/// FIFO high throughput (both queues): deduplication per message group...
+pub const FIFO_DEDUPLICATION_SCOPE: &str = "messageGroup";
+/// ...and the throughput limit per message group rather than per queue.
+pub const FIFO_THROUGHPUT_LIMIT: &str = "perMessageGroupId";
 /// Main queue retention: 4 days (the SQS default).
 pub const QUEUE_RETENTION_SECS: u32 = 345_600;
 /// DLQ retention: 14 days, the SQS maximum, so dead letters wait for a human.
@@ -143,6 +149,27 @@ async fn queue_attribute(
     Ok(out.attributes().and_then(|a| a.get(&name)).cloned())
 }
 
+/// A CreateQueue of a FIFO queue as both queues are: explicit deduplication
+/// ids, high throughput (deduplication and throughput limit per group).
+fn create_fifo_queue(
+    c: &Clients,
+    name: &str,
+) -> aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder {
+    c.sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
+        .attributes(
+            QueueAttributeName::DeduplicationScope,
+            FIFO_DEDUPLICATION_SCOPE,
+        )
+        .attributes(
+            QueueAttributeName::FifoThroughputLimit,
+            FIFO_THROUGHPUT_LIMIT,
+        )
+}
+
 /// Ensure the DLQ exists; returns its ARN.
 async fn ensure_dlq(c: &Clients, name: &str, report: &mut Vec<String>) -> Result<String> {
     let url = match find_queue(c, name).await? {
@@ -151,12 +178,7 @@ async fn ensure_dlq(c: &Clients, name: &str, report: &mut Vec<String>) -> Result
             url
         }
         None => {
-            let out = c
-                .sqs
-                .create_queue()
-                .queue_name(name)
-                .attributes(QueueAttributeName::FifoQueue, "true")
-                .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
+            let out = create_fifo_queue(c, name)
                 .attributes(
                     QueueAttributeName::MessageRetentionPeriod,
                     DLQ_RETENTION_SECS.to_string(),
@@ -204,11 +226,7 @@ async fn ensure_queue(
 ) -> Result<()> {
     let policy = redrive_policy(dlq_arn, max_receive_count);
     let Some(url) = find_queue(c, name).await? else {
-        c.sqs
-            .create_queue()
-            .queue_name(name)
-            .attributes(QueueAttributeName::FifoQueue, "true")
-            .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
+        create_fifo_queue(c, name)
             .attributes(
                 QueueAttributeName::VisibilityTimeout,
                 QUEUE_VISIBILITY_SECS.to_string(),
