@@ -45,6 +45,7 @@ async fn flush_metrics_after(
 pub async fn run() -> Result<(), lambda_http::Error> {
     ports::telemetry::init_lambda_logs();
     ports::telemetry::init_lambda_metrics();
+    ports::telemetry::flush_metrics_on_sigterm();
     let backend = Backend::open(&backend_config_from_env()?).await?;
     let ingress = Ingress::new(backend, IngressConfig::from_env()?).await?;
     let app = ingress

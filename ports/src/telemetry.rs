@@ -11,7 +11,8 @@
 //!   Metric Format (namespace [`EMF_NAMESPACE`]); [`flush_metrics`] writes
 //!   one JSON document per label set to stdout. Call it at the end of each
 //!   invocation (Lambda freezes the process between invocations, so a
-//!   timer would not run) and on shutdown.
+//!   timer would not run); [`flush_metrics_on_sigterm`] flushes on
+//!   shutdown.
 use std::io::Write;
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -92,6 +93,29 @@ pub fn flush_metrics(request_id: Option<&str>) {
         .and_then(|()| std::io::stdout().lock().write_all(&buf));
     if let Err(e) = written {
         tracing::warn!(error = %e, "EMF metrics flush failed");
+    }
+}
+
+/// On SIGTERM, flush the metrics and exit 0. Lambda sends SIGTERM before
+/// it shuts an environment down only when an extension is registered; we
+/// do not register one (see docs/aws.md), so this is for functions that
+/// have one. Call from inside the Tokio runtime.
+pub fn flush_metrics_on_sigterm() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::spawn(async move {
+                    if term.recv().await.is_some() {
+                        tracing::info!("SIGTERM: flushing metrics, exiting");
+                        flush_metrics(None);
+                        std::process::exit(0);
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "no SIGTERM handler"),
+        }
     }
 }
 

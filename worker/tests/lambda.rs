@@ -261,8 +261,21 @@ async fn worker_lambda_binary_answers_through_the_runtime_api() {
         .await
         .expect("an answer within 60 s")
         .expect("answer");
-    let _ = child.kill().await;
+    // SIGTERM, as Lambda sends at shutdown when an extension is
+    // registered: the binary flushes its metrics and exits 0.
+    let pid = child.id().expect("still running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within 10 s of SIGTERM")
+        .expect("wait");
     let out = output.await.expect("stdout reader");
+    assert!(status.success(), "{status} after SIGTERM:\n{out}");
+    assert!(out.contains("SIGTERM: flushing metrics"), "{out}");
     assert_eq!(path, "req-1/response", "lambda reported an error: {body}");
     check_telemetry(&out);
     let response: serde_json::Value = serde_json::from_str(&body).expect("JSON response");

@@ -11,6 +11,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     ports::telemetry::init_lambda_logs();
     ports::telemetry::init_lambda_metrics();
+    ports::telemetry::flush_metrics_on_sigterm();
     let worker = worker::from_env().await?;
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
