@@ -133,3 +133,21 @@ pub fn read_output(
         .map(|l| serde_json::from_str(l).map_err(|e| format!("{e}: not JSON: {l}")))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::read_output;
+
+    #[test]
+    fn read_output_parses_json_lines_and_names_what_is_wrong() {
+        let out = "{\"level\":\"INFO\"}\n{\"_aws\":{},\"n\":1}\n";
+        let lines = read_output(out, &["ana@example.com"]).expect("two JSON lines");
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["n"], 1);
+        let err = read_output("{}\nplain text\n", &[]).expect_err("not JSON");
+        assert!(err.contains("plain text"), "{err}");
+        let err = read_output("{\"to\":\"ana@example.com\"}\n", &["ana@example.com"])
+            .expect_err("forbidden");
+        assert!(err.contains("ana@example.com"), "{err}");
+    }
+}
