@@ -1,5 +1,5 @@
-//! The Lambda entry point's plumbing: backend from the environment, JSON
-//! logs, then `lambda_http::run` over the same router `serve` uses.
+//! The Lambda entry point's plumbing: backend from the environment, logs
+//! and EMF metrics ([`ports::telemetry`]), then `lambda_http::run` over the same router `serve` uses.
 //!
 //! Environment: `SWITCHYARD_BACKEND` = `aws` (default) with
 //! `SWITCHYARD_AWS_PREFIX` (default `switchyard`), or `embedded` with
@@ -25,25 +25,31 @@ pub fn backend_config_from_env() -> Result<BackendConfig, IngressError> {
     }
 }
 
-/// JSON logs to stdout (CloudWatch), filtered by `RUST_LOG` (default info).
-pub fn init_json_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Ignore "already set": a host process may have installed its own.
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .without_time()
-        .try_init();
+/// Write the metrics this invocation recorded (EMF on stdout) once its
+/// response is ready: Lambda freezes the process right after.
+async fn flush_metrics_after(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use lambda_http::RequestExt;
+    let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
+    let response = next.run(req).await;
+    ports::telemetry::flush_metrics(request_id.as_deref());
+    response
 }
 
 /// Build everything from the environment and serve Lambda invocations
-/// until the runtime stops.
+/// until the runtime stops. Logs and metrics per [`ports::telemetry`];
+/// the EMF recorder is installed before the router, so the router's
+/// Prometheus handle stays empty here.
 pub async fn run() -> Result<(), lambda_http::Error> {
-    init_json_logs();
+    ports::telemetry::init_lambda_logs();
+    ports::telemetry::init_lambda_metrics();
+    ports::telemetry::flush_metrics_on_sigterm();
     let backend = Backend::open(&backend_config_from_env()?).await?;
     let ingress = Ingress::new(backend, IngressConfig::from_env()?).await?;
-    lambda_http::run(ingress.router()).await
+    let app = ingress
+        .router()
+        .layer(axum::middleware::from_fn(flush_metrics_after));
+    lambda_http::run(app).await
 }

@@ -44,9 +44,8 @@ pub fn install() -> PrometheusHandle {
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!(
-                    "a metrics recorder was already installed; /metrics renders ours only"
-                );
+                // The Lambda entry points install the EMF recorder first.
+                tracing::debug!("another metrics recorder is installed; /metrics renders nothing");
             }
             handle
         })

@@ -170,13 +170,24 @@ async fn run_cases(env: &[(&str, &str)]) {
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env(ingress::ENV_TOKEN, TOKEN)
-        .env("RUST_LOG", "warn")
+        // Lambda's advanced logging controls; the runtime's raw-event dump
+        // (TRACE) must stay filtered out even when asked for.
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env_remove("AWS_LAMBDA_LOG_LEVEL")
+        .env("RUST_LOG", "info,lambda_runtime=trace")
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let _child = KillOnDrop(child);
+    let mut child = KillOnDrop(child);
+    let mut stdout = child.0.stdout.take().unwrap();
+    let output = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        out
+    });
 
     let ticket = unique("T");
-    let body = ticket_body(&ticket, "m1", "sent through API Gateway");
+    let body = ticket_body(&ticket, "m1", &format!("sent through API Gateway, {PHONE}"));
     let token_headers = [
         ("content-type", "application/json"),
         ("x-switchyard-token", TOKEN),
@@ -263,6 +274,47 @@ async fn run_cases(env: &[(&str, &str)]) {
         }
     }
     server.abort();
+    drop(child);
+    check_telemetry(&output.join().unwrap());
+}
+
+/// A customer phone number in the test message (never in logs or metrics).
+const PHONE: &str = "+44 20 7946 0958";
+
+/// The child's stdout: JSON log lines (the ack line among them), EMF
+/// documents of namespace `Switchyard` counting the two accepted posts
+/// (one per invocation), and no customer address, phone number or text.
+fn check_telemetry(out: &str) {
+    let lines: Vec<Value> = ports::telemetry::read_output(
+        out,
+        &["jane.doe.4711@example.com", PHONE, "7946", "API Gateway"],
+    )
+    .unwrap_or_else(|e| panic!("{e}; the lambda's output:\n{out}"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "INFO" && l["fields"]["message"] == "webhook acknowledged"),
+        "no JSON ack log line:\n{out}"
+    );
+    let accepted: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l.get(ingress::metrics::ACCEPTED).is_some())
+        .collect();
+    assert_eq!(
+        accepted.len(),
+        2,
+        "one EMF document per accepted post:\n{out}"
+    );
+    for d in accepted {
+        let ns = &d["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(ns["Namespace"], "Switchyard", "{d}");
+        assert_eq!(ns["Dimensions"], json!([["route"]]), "{d}");
+        assert_eq!(d[ingress::metrics::ACCEPTED], 1, "{d}");
+        assert!(
+            d["RequestId"] == "first" || d["RequestId"] == "email-b64",
+            "{d}"
+        );
+    }
 }
 
 /// Our child process, killed (by its handle) however the test ends.

@@ -14,6 +14,7 @@
 //! - `blobs.rs` — [`BlobStore`]: raw emails referenced by the SES S3 action.
 //! - `backend.rs` — [`Backend`] (the bundle) and [`BackendConfig`].
 //! - `metrics.rs` — the crate's metric names and their recording helpers.
+//! - `telemetry.rs` — the Lambda entry points' log subscriber and EMF metrics.
 //! - `embedded/` — SQLite adapters (WAL, group commit on one writer thread).
 //! - `aws/` — AWS SDK adapters; SDK errors are translated there, once.
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ mod ledger;
 pub mod metrics;
 mod queue;
 mod secrets;
+pub mod telemetry;
 
 pub use backend::{
     AwsSettings, Backend, BackendConfig, DEFAULT_MAX_RECEIVE_COUNT, EMBEDDED_RAW_MAIL_BUCKET,

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{TimeZone, Utc};
 use futures::future::join_all;
+use lambda_runtime::LambdaEvent;
 use ports::ReceivedMessage;
 
 use crate::Worker;
@@ -36,6 +37,14 @@ pub fn to_received(r: &SqsMessage) -> ReceivedMessage {
             .single()
             .unwrap_or_else(Utc::now),
     }
+}
+
+/// One invocation: [`handle_batch`], then the metrics it recorded are
+/// written as EMF (Lambda may freeze the process as soon as it returns).
+pub async fn handle_invocation(worker: &Worker, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+    let response = handle_batch(worker, event.payload).await;
+    ports::telemetry::flush_metrics(Some(&event.context.request_id));
+    response
 }
 
 /// Process one SQS batch. Finished records (done or dead-lettered) are

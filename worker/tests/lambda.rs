@@ -219,7 +219,7 @@ mod runtime_api {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_lambda_binary_answers_through_the_runtime_api() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let env = envelope("T-L", "m-1", "hello from a lambda batch");
+    let env = envelope("T-L", "m-1", &format!("hello, call me at {PHONE}"));
     let msg = ReceivedMessage {
         message_id: "lambda-1".into(),
         receipt: "receipt-1".into(),
@@ -242,15 +242,42 @@ async fn worker_lambda_binary_answers_through_the_runtime_api() {
         .env("SWITCHYARD_BACKEND", "embedded")
         .env("SWITCHYARD_DATA_DIR", dir.path())
         .env_remove("SWITCHYARD_RICHPANEL_API_KEY")
+        // Lambda's advanced logging controls; the runtime's raw-event dump
+        // (TRACE) must stay filtered out even when asked for.
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env_remove("AWS_LAMBDA_LOG_LEVEL")
+        .env("RUST_LOG", "info,lambda_runtime=trace")
+        .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("worker-lambda starts");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let output = tokio::spawn(async move {
+        let mut out = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out).await;
+        out
+    });
     let (path, body) = tokio::time::timeout(Duration::from_secs(60), answers.recv())
         .await
         .expect("an answer within 60 s")
         .expect("answer");
-    let _ = child.kill().await;
+    // SIGTERM, as Lambda sends at shutdown when an extension is
+    // registered: the binary flushes its metrics and exits 0.
+    let pid = child.id().expect("still running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within 10 s of SIGTERM")
+        .expect("wait");
+    let out = output.await.expect("stdout reader");
+    assert!(status.success(), "{status} after SIGTERM:\n{out}");
+    assert!(out.contains("SIGTERM: flushing metrics"), "{out}");
     assert_eq!(path, "req-1/response", "lambda reported an error: {body}");
+    check_telemetry(&out);
     let response: serde_json::Value = serde_json::from_str(&body).expect("JSON response");
     assert_eq!(
         response["batchItemFailures"],
@@ -267,6 +294,40 @@ async fn worker_lambda_binary_answers_through_the_runtime_api() {
         evs.iter().any(|e| e.event_id == env.event_id.as_str()),
         "{evs:?}"
     );
+}
+
+/// A customer phone number in the test message (never in logs or metrics).
+const PHONE: &str = "+44 20 7946 0958";
+
+/// The child's stdout: JSON log lines (the decision line among them), one
+/// EMF document of namespace `Switchyard` with the message counter, and no
+/// customer address, phone number or text anywhere.
+fn check_telemetry(out: &str) {
+    let lines: Vec<serde_json::Value> =
+        ports::telemetry::read_output(out, &["ana@example.com", PHONE, "7946", "call me"])
+            .unwrap_or_else(|e| panic!("{e}; the lambda's output:\n{out}"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "INFO"
+                && l["fields"]["message"] == "message recorded and decided"),
+        "no JSON decision log line:\n{out}"
+    );
+    let emf: Vec<_> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
+    let counted = emf
+        .iter()
+        .find(|d| d.get(worker::metrics::MESSAGES_TOTAL).is_some())
+        .unwrap_or_else(|| panic!("no EMF document with the message counter:\n{out}"));
+    let ns = &counted["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(ns["Namespace"], "Switchyard", "{counted}");
+    assert_eq!(
+        ns["Dimensions"],
+        serde_json::json!([["outcome"]]),
+        "{counted}"
+    );
+    assert_eq!(counted["outcome"], "done", "{counted}");
+    assert_eq!(counted[worker::metrics::MESSAGES_TOTAL], 1, "{counted}");
+    assert_eq!(counted["RequestId"], "req-1", "{counted}");
 }
 
 /// A batch that outlasts the visibility timeout: every record stays hidden

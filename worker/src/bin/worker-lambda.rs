@@ -1,5 +1,7 @@
 //! Lambda entry point for the SQS event source: builds the worker from the
-//! environment and hands each batch to `worker::lambda::handle_batch`.
+//! environment and hands each invocation to
+//! `worker::lambda::handle_invocation`. Logs and EMF metrics per
+//! `ports::telemetry`.
 #![forbid(unsafe_code)]
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -7,10 +9,13 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    ports::telemetry::init_lambda_logs();
+    ports::telemetry::init_lambda_metrics();
+    ports::telemetry::flush_metrics_on_sigterm();
     let worker = worker::from_env().await?;
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(worker::lambda::handle_batch(worker, event.payload).await)
+        Ok::<SqsBatchResponse, Error>(worker::lambda::handle_invocation(worker, event).await)
     }))
     .await
 }
