@@ -298,9 +298,23 @@ fn ses_route(sns: &ingress::SnsConfig) -> String {
 
 /// `SWITCHYARD_FAULT_DROP_EVERY=N` makes the worker acknowledge every Nth
 /// message unprocessed: the load harness's proof that its checker catches
-/// loss. It is refused unless the embedded data dir carries the test-target
-/// marker the harness writes into its own temporary data dirs, so a
-/// production deployment cannot be switched into losing messages.
+/// loss. Only a build with the `fault-injection` feature (the workspace's
+/// test build) has it; a shipped binary refuses to start when it is set.
+#[cfg(not(feature = "fault-injection"))]
+fn drop_fault(_backend: &BackendArgs) -> anyhow::Result<Option<u64>> {
+    if std::env::var_os("SWITCHYARD_FAULT_DROP_EVERY").is_some() {
+        anyhow::bail!(
+            "SWITCHYARD_FAULT_DROP_EVERY is fault injection (it drops acknowledged messages): \
+             refused: this binary is built without the fault-injection feature"
+        );
+    }
+    Ok(None)
+}
+
+/// The drop fault of a test build: still refused unless the embedded data
+/// dir carries the test-target marker the harness writes into its own
+/// temporary data dirs.
+#[cfg(feature = "fault-injection")]
 fn drop_fault(backend: &BackendArgs) -> anyhow::Result<Option<u64>> {
     let Ok(value) = std::env::var("SWITCHYARD_FAULT_DROP_EVERY") else {
         return Ok(None);
