@@ -665,7 +665,12 @@ fn the_drop_fault_is_refused_outside_a_marked_test_target() {
         stderr.contains("SWITCHYARD_FAULT_DROP_EVERY") && stderr.contains("refused"),
         "{stderr}"
     );
+    assert!(
+        !data.data_dir.join("switchyard.sqlite").exists(),
+        "a refused start opened the store"
+    );
     // Marked as a test target, it starts (and says so loudly).
+    std::fs::create_dir_all(&data.data_dir).expect("data dir");
     std::fs::write(data.data_dir.join(ports::TEST_TARGET_MARKER), "test").expect("marker");
     let serve = Serve::start(&data, &[("SWITCHYARD_FAULT_DROP_EVERY", "2".to_string())]);
     let logs = serve.stop();
