@@ -58,6 +58,13 @@ impl FlagCache {
         if let Some(f) = self.fresh() {
             return f;
         }
+        let flags = self.read().await;
+        crate::metrics::kill_switch(flags.kill_switch);
+        flags
+    }
+
+    /// One store read, cached; the fallback when it fails.
+    async fn read(&self) -> Flags {
         let read = tokio::time::timeout(READ_TIMEOUT, self.store.get_all()).await;
         let flags = match read {
             Ok(Ok(set)) => Flags::from_set(&set),

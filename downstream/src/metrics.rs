@@ -29,6 +29,10 @@ pub const TIMEOUTS: &str = "downstream_timeouts_total";
 pub const CALL_SECONDS: &str = "downstream_call_seconds";
 /// Counter: responses by HTTP status. Labels: `downstream`, `status`.
 pub const RESPONSES: &str = "downstream_responses_total";
+/// Gauge: the kill switch as the safety layers last read it (floors and
+/// fail-closed included): 0 off, 1 `auto_replies`, 2 `all_writes`. No
+/// labels.
+pub const KILL_SWITCH: &str = "downstream_kill_switch";
 /// Counter: flag store reads that failed (the cache then falls back). No
 /// labels.
 pub const FLAG_READ_FAILURES: &str = "downstream_flag_read_failures_total";
@@ -90,4 +94,14 @@ pub(crate) fn response(downstream: &'static str, status: u16, secs: f64) {
 /// A failed flag store read.
 pub(crate) fn flag_read_failure() {
     metrics::counter!(FLAG_READ_FAILURES).increment(1);
+}
+
+/// The kill switch the layers now apply.
+pub(crate) fn kill_switch(k: ports::KillSwitch) {
+    let v = match k {
+        ports::KillSwitch::Off => 0.0,
+        ports::KillSwitch::AutoReplies => 1.0,
+        ports::KillSwitch::AllWrites => 2.0,
+    };
+    metrics::gauge!(KILL_SWITCH).set(v);
 }

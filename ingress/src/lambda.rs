@@ -44,9 +44,10 @@ async fn flush_metrics_after(
 /// Prometheus handle stays empty here.
 pub async fn run() -> Result<(), lambda_http::Error> {
     ports::telemetry::init_lambda_logs();
-    ports::telemetry::init_lambda_metrics();
+    let config = backend_config_from_env()?;
+    ports::telemetry::init_lambda_metrics(&config);
     ports::telemetry::flush_metrics_on_sigterm();
-    let backend = Backend::open(&backend_config_from_env()?).await?;
+    let backend = Backend::open(&config).await?;
     let ingress = Ingress::new(backend, IngressConfig::from_env()?).await?;
     let app = ingress
         .router()

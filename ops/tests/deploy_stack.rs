@@ -15,19 +15,11 @@
 //!
 //! Needs the venv of `scripts/local-aws/start` (cfn-lint, aws-sam-translator,
 //! moto) and its servers, so it is an AWS-protocol test: `scripts/test` runs it.
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn venv_bin(name: &str) -> PathBuf {
-    root().join(".local-aws/venv/bin").join(name)
-}
+use common::{create_stack, root, unique_prefix, venv_bin};
 
 fn run(cmd: &mut Command) -> (bool, String, String) {
     let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
@@ -55,19 +47,8 @@ fn cfn_lint_finds_nothing() {
 #[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
 fn stack_creates_on_local_cloudformation_and_status_reads_it() {
     ports::aws::require_local_servers();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let prefix = format!("stack{}{nanos:x}", std::process::id());
-    let (ok, stdout, stderr) = run(Command::new(venv_bin("python"))
-        .arg("scripts/local-aws/create-stack")
-        .arg(&prefix)
-        .arg(&prefix)
-        .current_dir(root()));
-    assert!(ok, "stack not created:\n{stdout}\n{stderr}");
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json report");
-    assert_eq!(report["status"], "CREATE_COMPLETE", "{stdout}");
+    let prefix = unique_prefix("stack");
+    let report = create_stack(&prefix);
     let mut skipped: Vec<String> = report["skipped"]
         .as_array()
         .expect("skipped")
@@ -83,7 +64,7 @@ fn stack_creates_on_local_cloudformation_and_status_reads_it() {
             "AWS::ApiGatewayV2::Stage",
             "AWS::CloudWatch::Alarm"
         ],
-        "the resource types moto did not create changed:\n{stdout}"
+        "the resource types moto did not create changed:\n{report}"
     );
     let outputs = &report["outputs"];
     assert_eq!(outputs["EventsQueueName"], format!("{prefix}-events.fifo"));

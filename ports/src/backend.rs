@@ -1,4 +1,5 @@
 //! The bundle of ports the rest of the system uses, and how to build it.
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,17 +92,35 @@ pub struct AwsSettings {
     /// The only S3 buckets raw emails are read from; default
     /// `<prefix>-raw-mail` ([`AwsSettings::default_raw_mail_bucket`]).
     pub raw_mail_buckets: Vec<String>,
+    /// Secrets Manager ids (names or ARNs) of secrets kept elsewhere than
+    /// `<prefix>/<name>`, keyed by the name's environment form
+    /// (uppercased, `_` for every character outside `A-Z0-9`: `WEBHOOK_TOKEN`).
+    pub secret_ids: BTreeMap<String, String>,
 }
 
+/// Prefix of the variables that name a secret's Secrets Manager id:
+/// `SWITCHYARD_AWS_SECRET_ID_WEBHOOK_TOKEN=prod/richpanel-token` keeps the
+/// `webhook-token` secret there instead of `<prefix>/webhook-token`.
+pub const SECRET_ID_ENV_PREFIX: &str = "SWITCHYARD_AWS_SECRET_ID_";
+
 impl AwsSettings {
-    /// Defaults for the deployment named by `prefix`.
+    /// Defaults for the deployment named by `prefix`, with the secret ids
+    /// of the non-empty [`SECRET_ID_ENV_PREFIX`] variables.
     pub fn new(prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
+        let secret_ids = std::env::vars()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix(SECRET_ID_ENV_PREFIX)?;
+                let id = v.trim();
+                (!key.is_empty() && !id.is_empty()).then(|| (key.to_owned(), id.to_owned()))
+            })
+            .collect();
         AwsSettings {
             raw_mail_buckets: vec![Self::default_raw_mail_bucket(&prefix)],
             prefix,
             max_receive_count: DEFAULT_MAX_RECEIVE_COUNT,
             secrets_ttl: Duration::from_secs(300),
+            secret_ids,
         }
     }
 

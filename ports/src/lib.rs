@@ -36,7 +36,7 @@ pub mod telemetry;
 
 pub use backend::{
     AwsSettings, Backend, BackendConfig, DEFAULT_MAX_RECEIVE_COUNT, EMBEDDED_RAW_MAIL_BUCKET,
-    EmbeddedSettings, TEST_TARGET_MARKER,
+    EmbeddedSettings, SECRET_ID_ENV_PREFIX, TEST_TARGET_MARKER,
 };
 pub use blobs::{AllowedBuckets, BlobStore, ENV_RAW_MAIL_BUCKETS, parse_buckets};
 pub use error::{PortError, Result};

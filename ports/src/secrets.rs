@@ -21,6 +21,23 @@ pub trait SecretSource: Send + Sync + std::fmt::Debug {
     fn location(&self, name: &str) -> String;
 }
 
+/// The environment variable `<prefix><NAME>` that configures secret
+/// `name`: the name uppercased, every character outside `A-Z0-9` as `_`
+/// (`richpanel_api_key` → `<prefix>RICHPANEL_API_KEY`).
+pub fn env_name(prefix: &str, name: &str) -> String {
+    let tail: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{prefix}{tail}")
+}
+
 /// TTL-cached secrets. Cheap to clone.
 #[derive(Clone)]
 pub struct Secrets {

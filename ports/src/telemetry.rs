@@ -23,6 +23,10 @@ use metrics_cloudwatch_embedded::Collector;
 
 /// The CloudWatch namespace of every metric the Lambdas emit.
 pub const EMF_NAMESPACE: &str = "Switchyard";
+/// The dimension every metric carries on the AWS backend: the deployment's
+/// `SWITCHYARD_AWS_PREFIX`, so two stacks in one account have apart
+/// metrics (and alarms).
+pub const PREFIX_DIMENSION: &str = "Prefix";
 /// The EMF property (not a dimension) carrying the invocation's request id.
 pub const REQUEST_ID_PROPERTY: &str = "RequestId";
 /// Where `lambda_runtime` logs each raw event at TRACE.
@@ -59,13 +63,16 @@ pub fn init_lambda_logs() {
 
 /// Install the EMF recorder as the process's `metrics` recorder (once; a
 /// later call is a no-op). Returns false if another recorder was there.
-pub fn init_lambda_metrics() -> bool {
+/// On the AWS backend every metric has the dimension [`PREFIX_DIMENSION`].
+pub fn init_lambda_metrics(backend: &crate::BackendConfig) -> bool {
     COLLECTOR
         .get_or_init(|| {
-            match metrics_cloudwatch_embedded::Builder::new()
-                .cloudwatch_namespace(EMF_NAMESPACE)
-                .init()
-            {
+            let mut builder =
+                metrics_cloudwatch_embedded::Builder::new().cloudwatch_namespace(EMF_NAMESPACE);
+            if let crate::BackendConfig::Aws(s) = backend {
+                builder = builder.with_dimension(PREFIX_DIMENSION, s.prefix.clone());
+            }
+            match builder.init() {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "EMF metrics recorder not installed");

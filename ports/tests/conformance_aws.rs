@@ -228,6 +228,50 @@ async fn aws_provision_is_idempotent() {
     );
 }
 
+/// A secret kept outside `<prefix>/` (`secret_ids`, from the
+/// `SWITCHYARD_AWS_SECRET_ID_<NAME>` variables): read and written there,
+/// while the other secrets stay under the prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
+async fn aws_secret_id_override_is_read_and_written_there() {
+    ports::aws::require_local_servers();
+    let prefix = conformance::Scope::new().name;
+    let elsewhere = format!("elsewhere/{prefix}/richpanel-token");
+    let mut over = settings(&prefix);
+    over.secret_ids
+        .insert("WEBHOOK_TOKEN".to_owned(), elsewhere.clone());
+    ports::aws::provision(&over).await.expect("provision");
+    let b = ports::aws::open(&over).await.expect("open");
+    assert_eq!(
+        b.secrets.location("webhook-token"),
+        format!("Secrets Manager secret {elsewhere}")
+    );
+    assert_eq!(
+        b.secrets.location("openai_api_key"),
+        format!("Secrets Manager secret {prefix}/openai_api_key")
+    );
+    b.secrets
+        .store("webhook-token", "tok-elsewhere")
+        .await
+        .expect("store");
+    let plain = ports::aws::open(&settings(&prefix)).await.expect("open");
+    assert_eq!(
+        plain.secrets.refresh("webhook-token").await.expect("read"),
+        None,
+        "nothing was written under the prefix"
+    );
+    let again = ports::aws::open(&over).await.expect("open");
+    assert_eq!(
+        again
+            .secrets
+            .refresh("webhook-token")
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("tok-elsewhere")
+    );
+}
+
 /// The largest append (25 events: 51 transaction items) works, and reading
 /// a stream larger than one 1 MB DynamoDB page returns every event in
 /// order (Query paging).

@@ -112,12 +112,14 @@ impl Worker {
     }
 }
 
-/// Build a worker from the environment (the Lambda entry point's way):
-/// backend per [`ports::BackendConfig::from_env`], downstreams per
+/// Build a worker on `backend` (the Lambda entry point's way, with
+/// [`ports::BackendConfig::from_env`]): downstreams per
 /// `downstream::DownstreamConfig::from_env`, rules from
 /// `SWITCHYARD_RULES` (a TOML file) or the built-in default.
-pub async fn from_env() -> Result<Worker, Box<dyn std::error::Error + Send + Sync>> {
-    let backend = Backend::open(&ports::BackendConfig::from_env()?).await?;
+pub async fn from_env(
+    backend: &ports::BackendConfig,
+) -> Result<Worker, Box<dyn std::error::Error + Send + Sync>> {
+    let backend = Backend::open(backend).await?;
     let rules = match std::env::var("SWITCHYARD_RULES") {
         Ok(path) if !path.is_empty() => Rules::load(std::path::Path::new(&path))?,
         _ => Rules::default_rules()?,

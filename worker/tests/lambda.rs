@@ -20,14 +20,7 @@ const FIFO_FIXTURE: &str = include_str!(concat!(
 /// One record shaped like the fixture's, carrying `m`.
 fn record(m: &ReceivedMessage) -> serde_json::Value {
     let fixture: serde_json::Value = serde_json::from_str(FIFO_FIXTURE).expect("fixture parses");
-    let mut r = fixture["Records"][0].clone();
-    r["messageId"] = m.message_id.clone().into();
-    r["receiptHandle"] = m.receipt.clone().into();
-    r["body"] = m.body.clone().into();
-    r["attributes"]["MessageGroupId"] = m.group_id.clone().into();
-    r["attributes"]["MessageDeduplicationId"] = m.dedup_id.clone().into();
-    r["attributes"]["ApproximateReceiveCount"] = m.receive_count.to_string().into();
-    r
+    loadtest::lambda_api::sqs_record(&fixture["Records"][0], m)
 }
 
 fn batch(records: Vec<serde_json::Value>) -> SqsEvent {
@@ -134,88 +127,6 @@ async fn failed_record_fails_the_rest_of_its_group_only() {
     assert!(dlq[0].reason.contains("undecodable"), "{}", dlq[0].reason);
 }
 
-mod runtime_api {
-    //! A local Lambda Runtime API: serves one invocation, collects the answer.
-    use std::sync::{Arc, Mutex};
-
-    use axum::Router;
-    use axum::extract::{Path, State};
-    use axum::http::HeaderMap;
-    use axum::routing::{get, post};
-    use tokio::sync::mpsc;
-
-    #[derive(Clone)]
-    struct Rt {
-        events: Arc<Mutex<Vec<String>>>,
-        answers: mpsc::UnboundedSender<(String, String)>,
-    }
-
-    async fn next(State(rt): State<Rt>) -> (HeaderMap, String) {
-        let event = rt.events.lock().map(|mut e| e.pop()).ok().flatten();
-        let Some(event) = event else {
-            // No more invocations: park the client until the test ends.
-            std::future::pending::<()>().await;
-            unreachable!()
-        };
-        let mut h = HeaderMap::new();
-        let deadline = chrono::Utc::now().timestamp_millis() + 60_000;
-        h.insert(
-            "lambda-runtime-aws-request-id",
-            "req-1".parse().expect("header"),
-        );
-        h.insert(
-            "lambda-runtime-deadline-ms",
-            deadline.to_string().parse().expect("header"),
-        );
-        h.insert(
-            "lambda-runtime-invoked-function-arn",
-            "arn:aws:lambda:us-east-1:000000000000:function:switchyard-worker"
-                .parse()
-                .expect("header"),
-        );
-        h.insert(
-            "lambda-runtime-trace-id",
-            "Root=1-00000000-000000000000000000000000"
-                .parse()
-                .expect("header"),
-        );
-        (h, event)
-    }
-
-    async fn answer(
-        State(rt): State<Rt>,
-        Path((id, kind)): Path<(String, String)>,
-        body: String,
-    ) -> &'static str {
-        let _ = rt.answers.send((format!("{id}/{kind}"), body));
-        "{}"
-    }
-
-    async fn init_error(State(rt): State<Rt>, body: String) -> &'static str {
-        let _ = rt.answers.send(("init/error".into(), body));
-        "{}"
-    }
-
-    pub async fn start(event: String) -> (String, mpsc::UnboundedReceiver<(String, String)>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let rt = Rt {
-            events: Arc::new(Mutex::new(vec![event])),
-            answers: tx,
-        };
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(answer))
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            .with_state(rt);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (addr.to_string(), rx)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_lambda_binary_answers_through_the_runtime_api() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -231,14 +142,12 @@ async fn worker_lambda_binary_answers_through_the_runtime_api() {
         sent_at: chrono::Utc::now(),
     };
     let event = serde_json::json!({ "Records": [record(&msg)] }).to_string();
-    let (api, mut answers) = runtime_api::start(event).await;
+    let mut api = loadtest::lambda_api::RuntimeApi::start("switchyard-worker")
+        .await
+        .expect("runtime api");
+    api.invoke("req-1", event);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_worker-lambda"))
-        .env("AWS_LAMBDA_RUNTIME_API", &api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "switchyard-worker")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
+        .envs(api.lambda_env())
         .env("SWITCHYARD_BACKEND", "embedded")
         .env("SWITCHYARD_DATA_DIR", dir.path())
         .env_remove("SWITCHYARD_RICHPANEL_API_KEY")
@@ -257,10 +166,10 @@ async fn worker_lambda_binary_answers_through_the_runtime_api() {
         let _ = tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out).await;
         out
     });
-    let (path, body) = tokio::time::timeout(Duration::from_secs(60), answers.recv())
+    let answer = api
+        .answer(Duration::from_secs(60))
         .await
-        .expect("an answer within 60 s")
-        .expect("answer");
+        .expect("an answer within 60 s");
     // SIGTERM, as Lambda sends at shutdown when an extension is
     // registered: the binary flushes its metrics and exits 0.
     let pid = child.id().expect("still running").to_string();
@@ -276,13 +185,18 @@ async fn worker_lambda_binary_answers_through_the_runtime_api() {
     let out = output.await.expect("stdout reader");
     assert!(status.success(), "{status} after SIGTERM:\n{out}");
     assert!(out.contains("SIGTERM: flushing metrics"), "{out}");
-    assert_eq!(path, "req-1/response", "lambda reported an error: {body}");
-    check_telemetry(&out);
-    let response: serde_json::Value = serde_json::from_str(&body).expect("JSON response");
     assert_eq!(
-        response["batchItemFailures"],
+        (answer.request_id.as_str(), answer.kind),
+        ("req-1", loadtest::lambda_api::AnswerKind::Response),
+        "lambda reported an error: {}",
+        answer.body
+    );
+    check_telemetry(&out);
+    assert_eq!(
+        answer.json()["batchItemFailures"],
         serde_json::json!([]),
-        "{body}"
+        "{}",
+        answer.body
     );
     // The event is in the log the binary wrote.
     let settings = ports::EmbeddedSettings::new(dir.path());

@@ -137,7 +137,11 @@ pub async fn open(s: &AwsSettings) -> Result<Backend> {
         provision::require_table(&clients.ddb, &names.log_table),
         provision::require_table(&clients.ddb, &names.flags_table),
     )?;
-    let source = secrets::AwsSecrets::new(clients.secrets.clone(), &names.secret_prefix);
+    let source = secrets::AwsSecrets::new(
+        clients.secrets.clone(),
+        &names.secret_prefix,
+        s.secret_ids.clone(),
+    );
     let queue: Arc<dyn crate::Queue> = Arc::new(sqs::AwsQueue::new(
         clients.sqs.clone(),
         queue_url,

@@ -1,5 +1,8 @@
-//! Secrets on AWS Secrets Manager: secret `<prefix>/<name>`, string value.
+//! Secrets on AWS Secrets Manager: secret `<prefix>/<name>`, or the id
+//! [`crate::AwsSettings::secret_ids`] gives for that name; string values.
 //! Values are never logged; errors name the secret only.
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 
@@ -10,18 +13,23 @@ use crate::{PortError, Result, SecretSource};
 pub(crate) struct AwsSecrets {
     client: Client,
     prefix: String,
+    ids: BTreeMap<String, String>,
 }
 
 impl AwsSecrets {
-    pub fn new(client: Client, prefix: &str) -> Self {
+    pub fn new(client: Client, prefix: &str, ids: BTreeMap<String, String>) -> Self {
         AwsSecrets {
             client,
             prefix: prefix.to_owned(),
+            ids,
         }
     }
 
     fn id(&self, name: &str) -> String {
-        format!("{}/{name}", self.prefix)
+        match self.ids.get(&crate::secrets::env_name("", name)) {
+            Some(id) => id.clone(),
+            None => format!("{}/{name}", self.prefix),
+        }
     }
 }
 

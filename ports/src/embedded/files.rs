@@ -75,17 +75,7 @@ impl FileSecrets {
 
     /// The environment variable that overrides secret `name`.
     pub fn env_var(name: &str) -> String {
-        let tail: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("{SECRET_ENV_PREFIX}{tail}")
+        crate::secrets::env_name(SECRET_ENV_PREFIX, name)
     }
 
     /// File of secret `name`: every character outside `[A-Za-z0-9_-]` is

@@ -10,9 +10,10 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     ports::telemetry::init_lambda_logs();
-    ports::telemetry::init_lambda_metrics();
+    let backend = ports::BackendConfig::from_env()?;
+    ports::telemetry::init_lambda_metrics(&backend);
     ports::telemetry::flush_metrics_on_sigterm();
-    let worker = worker::from_env().await?;
+    let worker = worker::from_env(&backend).await?;
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(worker::lambda::handle_invocation(worker, event).await)
