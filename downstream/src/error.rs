@@ -100,6 +100,18 @@ impl CallError {
         }
     }
 
+    /// One word for what went wrong (span attributes): `timeout`, `http`,
+    /// `transport`, `decode`, or the suppression reason.
+    pub fn failure_kind(&self) -> &'static str {
+        match self {
+            CallError::Timeout => "timeout",
+            CallError::Http { .. } => "http",
+            CallError::Transport(_) => "transport",
+            CallError::Decode(_) => "decode",
+            other => other.suppression_reason().unwrap_or("refused"),
+        }
+    }
+
     /// True when the same call may succeed later (429, 408, 5xx, timeout,
     /// connection errors). The worker uses it to choose between "retry the
     /// message later" and "record a failure".

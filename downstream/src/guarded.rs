@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ports::{FlagStore, Flags, KillSwitch, Secrets};
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use crate::clients::{OpenAi, Richpanel, Shopify};
 use crate::config::DownstreamConfig;
@@ -148,9 +149,40 @@ impl Clients {
             .collect()
     }
 
-    /// Send `req` through `ds`'s safety stack.
+    /// Send `req` through `ds`'s safety stack, in a span that carries the
+    /// layers' verdict (`switchyard.verdict`: `sent`, `shadowed`,
+    /// `suppressed` or `failed`, with `switchyard.reason`), the token
+    /// bucket's wait and the retries; the HTTP request is its child.
     pub(crate) async fn call(&self, req: StackRequest) -> Result<Reply, CallError> {
-        self.per(req.downstream).stack.clone().oneshot(req).await
+        let span = tracing::info_span!(
+            "downstream",
+            otel.name = req.downstream.span_name(),
+            downstream = req.downstream.as_str(),
+            switchyard.write = req.write,
+            switchyard.verdict = tracing::field::Empty,
+            switchyard.reason = tracing::field::Empty,
+            switchyard.bucket_wait_ms = tracing::field::Empty,
+            switchyard.retries = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let stack = self.per(req.downstream).stack.clone();
+        let result = stack.oneshot(req).instrument(span.clone()).await;
+        let (verdict, reason) = match &result {
+            Ok(Reply::Sent(_)) => ("sent", None),
+            Ok(Reply::Shadowed(_)) => ("shadowed", None),
+            Err(e) => match e.suppression_reason() {
+                Some(r) => ("suppressed", Some(r)),
+                None => ("failed", Some(e.failure_kind())),
+            },
+        };
+        span.record("switchyard.verdict", verdict);
+        if let Some(r) = reason {
+            span.record("switchyard.reason", r);
+        }
+        if verdict == "failed" {
+            span.record("otel.status_code", "ERROR");
+        }
+        result
     }
 
     /// The credential header for `ds`: config first, then the secrets port

@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tower::Service;
+use tracing::Instrument;
 
 use crate::layers::ResponseFuture;
 use crate::{CallError, HttpReply, Method, Reply, StackRequest};
@@ -52,10 +53,10 @@ impl Service<StackRequest> for HttpClient {
 }
 
 async fn send(client: &reqwest::Client, req: StackRequest) -> Result<Reply, CallError> {
-    let method = match req.method {
-        Method::Get => reqwest::Method::GET,
-        Method::Post => reqwest::Method::POST,
-        Method::Put => reqwest::Method::PUT,
+    let (method, name) = match req.method {
+        Method::Get => (reqwest::Method::GET, "GET"),
+        Method::Post => (reqwest::Method::POST, "POST"),
+        Method::Put => (reqwest::Method::PUT, "PUT"),
     };
     let mut builder = client.request(method, &req.url);
     if let Some(auth) = &req.auth {
@@ -67,9 +68,30 @@ async fn send(client: &reqwest::Client, req: StackRequest) -> Result<Reply, Call
     if let Some(body) = &req.body {
         builder = builder.json(body.as_ref());
     }
+    let mut request = builder.build().map_err(map_err)?;
+    // The client span of this request; its context goes out as the W3C
+    // `traceparent` header. No URL: paths carry ticket and order ids.
+    let span = tracing::info_span!(
+        "http",
+        otel.name = name,
+        otel.kind = "client",
+        http.request.method = name,
+        server.address = request.url().host_str().unwrap_or_default(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    ports::otel::inject(&span, |k, v| {
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(&v) {
+            request.headers_mut().insert(k, v);
+        }
+    });
     let started = std::time::Instant::now();
-    let resp = builder.send().await.map_err(map_err)?;
+    let resp = client
+        .execute(request)
+        .instrument(span.clone())
+        .await
+        .map_err(map_err)?;
     let status = resp.status().as_u16();
+    span.record("http.response.status_code", status);
     crate::metrics::response(
         req.downstream.as_str(),
         status,

@@ -45,6 +45,8 @@ pub(crate) fn retry(downstream: &'static str) {
 /// A token taken from `bucket` after waiting `secs`.
 pub(crate) fn bucket_wait(bucket: &'static str, secs: f64) {
     metrics::histogram!(BUCKET_WAIT_SECONDS, "bucket" => bucket).record(secs);
+    // On the call's span (Clients::call) when there is one.
+    tracing::Span::current().record("switchyard.bucket_wait_ms", (secs * 1000.0) as u64);
 }
 
 /// A call refused by `bucket`: no token in time.

@@ -33,6 +33,15 @@ impl Downstream {
             Downstream::Shopify => "shopify",
         }
     }
+
+    /// The name of a call's trace span.
+    pub fn span_name(self) -> &'static str {
+        match self {
+            Downstream::Richpanel => "richpanel call",
+            Downstream::Openai => "openai call",
+            Downstream::Shopify => "shopify call",
+        }
+    }
 }
 
 impl fmt::Display for Downstream {

@@ -25,8 +25,9 @@ pub fn backend_config_from_env() -> Result<BackendConfig, IngressError> {
     }
 }
 
-/// Write the metrics this invocation recorded (EMF on stdout) once its
-/// response is ready: Lambda freezes the process right after.
+/// Write the metrics this invocation recorded (EMF on stdout) and export
+/// its spans once its response is ready: Lambda freezes the process right
+/// after.
 async fn flush_metrics_after(
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -35,6 +36,9 @@ async fn flush_metrics_after(
     let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
     let response = next.run(req).await;
     ports::telemetry::flush_metrics(request_id.as_deref());
+    if ports::otel::enabled() {
+        let _ = tokio::task::spawn_blocking(ports::otel::flush).await;
+    }
     response
 }
 
@@ -43,7 +47,7 @@ async fn flush_metrics_after(
 /// the EMF recorder is installed before the router, so the router's
 /// Prometheus handle stays empty here.
 pub async fn run() -> Result<(), lambda_http::Error> {
-    ports::telemetry::init_lambda_logs();
+    let _traces = ports::telemetry::init_lambda_logs("switchyard-ingress");
     let config = backend_config_from_env()?;
     ports::telemetry::init_lambda_metrics(&config);
     ports::telemetry::flush_metrics_on_sigterm();

@@ -130,9 +130,9 @@ impl Ingress {
     /// The public routes: the three webhooks and `/healthz`.
     pub fn webhook_router(&self) -> Router {
         Router::new()
-            .route("/webhooks/richpanel", post(routes::richpanel))
-            .route("/webhooks/email", post(routes::email))
-            .route("/webhooks/ses", post(routes::ses))
+            .route(routes::RICHPANEL.path, post(routes::richpanel))
+            .route(routes::EMAIL.path, post(routes::email))
+            .route(routes::SES.path, post(routes::ses))
             .route("/healthz", get(routes::healthz))
             // Limits are per route, enforced by the handlers (JSON 413).
             .layer(DefaultBodyLimit::disable())

@@ -25,6 +25,9 @@ use crate::{Shared, limits, trace};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Route {
     pub name: &'static str,
+    /// Its path, and the span name `POST <path>`.
+    pub path: &'static str,
+    pub span_name: &'static str,
     pub source: Source,
     pub content_types: &'static [&'static str],
     pub limit: fn(&BodyLimits) -> usize,
@@ -42,18 +45,24 @@ fn ses_limit(l: &BodyLimits) -> usize {
 
 pub(crate) const RICHPANEL: Route = Route {
     name: "richpanel",
+    path: "/webhooks/richpanel",
+    span_name: "POST /webhooks/richpanel",
     source: Source::Richpanel,
     content_types: &["application/json", "text/plain"],
     limit: richpanel_limit,
 };
 pub(crate) const EMAIL: Route = Route {
     name: "email",
+    path: "/webhooks/email",
+    span_name: "POST /webhooks/email",
     source: Source::Email,
     content_types: &["message/rfc822", "application/octet-stream"],
     limit: email_limit,
 };
 pub(crate) const SES: Route = Route {
     name: "ses",
+    path: "/webhooks/ses",
+    span_name: "POST /webhooks/ses",
     source: Source::Ses,
     // SNS posts `text/plain; charset=UTF-8`.
     content_types: &["text/plain", "application/json"],
@@ -95,7 +104,7 @@ pub(crate) async fn email(
 
 async fn token_route(st: Arc<Shared>, route: Route, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let span = webhook_span(route);
+    let span = webhook_span(route, &headers);
     let outcome = async {
         let presented = st.auth.check_headers(&headers).await?;
         limits::content_type(&headers, route.content_types)?;
@@ -108,12 +117,12 @@ async fn token_route(st: Arc<Shared>, route: Route, headers: HeaderMap, body: Bo
     }
     .instrument(span.clone())
     .await;
-    span.in_scope(|| respond(route, started, outcome))
+    answered(&span, span.in_scope(|| respond(route, started, outcome)))
 }
 
 pub(crate) async fn ses(State(st): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let span = webhook_span(SES);
+    let span = webhook_span(SES, &headers);
     let outcome = async {
         limits::content_type(&headers, SES.content_types)?;
         let bytes = limits::read_body(&headers, body, (SES.limit)(&st.cfg.limits)).await?;
@@ -168,7 +177,13 @@ pub(crate) async fn ses(State(st): State<Arc<Shared>>, headers: HeaderMap, body:
     }
     .instrument(span.clone())
     .await;
-    span.in_scope(|| respond(SES, started, outcome))
+    answered(&span, span.in_scope(|| respond(SES, started, outcome)))
+}
+
+/// `response`, its status recorded on the request's span.
+fn answered(span: &tracing::Span, response: Response) -> Response {
+    span.record("http.response.status_code", response.status().as_u16());
+    response
 }
 
 /// 400 for a malformed field, 403 for a sender that is not let in.
@@ -184,13 +199,25 @@ fn origin_reject(e: sns::OriginError) -> Reject {
     }
 }
 
-fn webhook_span(route: Route) -> tracing::Span {
-    tracing::info_span!(
+/// The request's span: a server span continuing the sender's W3C trace
+/// context when it sent a valid `traceparent`.
+fn webhook_span(route: Route, headers: &HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!(
         "webhook",
+        otel.name = route.span_name,
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = route.path,
+        http.response.status_code = tracing::field::Empty,
         route = route.name,
         event_id = tracing::field::Empty,
         conversation_id = tracing::field::Empty
-    )
+    );
+    ports::otel::set_parent(
+        &span,
+        headers.get("traceparent").and_then(|v| v.to_str().ok()),
+    );
+    span
 }
 
 /// Run the idempotency flow for a normalized body.
@@ -213,9 +240,22 @@ async fn accept(
             envelope::redact::log_id(&p.conversation_id).as_str(),
         );
     }
-    let traceparent = trace::traceparent(headers);
+    // The producer span of the queue message: the worker's processing is
+    // its child, through the message's `traceparent`.
+    let send = tracing::info_span!(
+        "intake",
+        otel.name = "events send",
+        otel.kind = "producer",
+        messaging.system = st.backend.messaging_system,
+        messaging.operation.type = "send",
+        messaging.destination.name = "events",
+    );
+    let traceparent =
+        ports::otel::traceparent(&send).unwrap_or_else(|| trace::traceparent(headers));
     let event_id = p.event_id.clone();
-    let accepted = flow::enqueue_once(&st.backend, st.flow, route.name, p, traceparent).await?;
+    let accepted = flow::enqueue_once(&st.backend, st.flow, route.name, p, traceparent)
+        .instrument(send)
+        .await?;
     Ok(Answer::Acked(accepted, event_id))
 }
 

@@ -47,6 +47,78 @@ enum Command {
     /// SIGKILL serve at random moments under traffic, restart it, check
     /// that nothing was lost, duplicated, reordered or sent twice.
     Chaos(chaos::ChaosArgs),
+    /// A local OTLP/HTTP trace receiver (`POST /v1/traces`): decodes and
+    /// counts the spans sent to it, prints the totals every 5 s; with
+    /// `--dump FILE`, writes every span as JSON lines there on Ctrl-C.
+    Collector(CollectorArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:
+  loadtest collector --listen 127.0.0.1:4318 &
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 switchyard serve")]
+pub struct CollectorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4318")]
+    pub listen: String,
+    /// Write the spans received, one JSON object per line, here on exit.
+    #[arg(long)]
+    pub dump: Option<PathBuf>,
+    /// Draw the trace with the most spans as an SVG waterfall here on exit.
+    #[arg(long)]
+    pub waterfall: Option<PathBuf>,
+}
+
+async fn collector(args: CollectorArgs) -> anyhow::Result<bool> {
+    let c = loadtest::otlp::Collector::start_on(&args.listen).await?;
+    println!("collector: listening on {}", c.endpoint());
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let (requests, bad) = c.requests();
+                println!("collector: {} spans in {requests} exports ({bad} undecodable)", c.spans().len());
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    if let Some(path) = args.dump {
+        let mut out = String::new();
+        for s in c.spans() {
+            out.push_str(&serde_json::to_string(&s)?);
+            out.push('\n');
+        }
+        std::fs::write(&path, out)?;
+        println!("collector: spans written to {}", path.display());
+    }
+    if let Some(path) = args.waterfall {
+        let spans = c.spans();
+        let mut by_trace: std::collections::BTreeMap<&str, Vec<loadtest::otlp::ExportedSpan>> =
+            Default::default();
+        for s in &spans {
+            by_trace
+                .entry(s.trace_id.as_str())
+                .or_default()
+                .push(s.clone());
+        }
+        if let Some(trace) = by_trace.values().max_by_key(|t| t.len()) {
+            let show = [
+                "http.route",
+                "http.response.status_code",
+                "messaging.system",
+                "switchyard.verdict",
+                "switchyard.reason",
+                "server.address",
+            ];
+            std::fs::write(&path, loadtest::otlp::waterfall(trace, &show))?;
+            println!(
+                "collector: waterfall of trace {} written to {}",
+                trace[0].trace_id,
+                path.display()
+            );
+        }
+    }
+    Ok(true)
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +231,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => rt.block_on(run::run(args)),
         Command::Chaos(args) => rt.block_on(chaos::run(args)),
+        Command::Collector(args) => rt.block_on(collector(args)),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,11 +1,22 @@
 //! Logging: JSON lines (default) or human-readable, filtered by `RUST_LOG`
-//! (default `info`). Log lines never carry secrets or raw customer
+//! (default `info`); spans exported over OpenTelemetry when the `OTEL_*`
+//! environment asks for it (`ports::otel`). Log lines never carry secrets or raw customer
 //! addresses: the crates redact before logging.
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
-/// Install the subscriber. Keep the guard until the process ends: dropping
-/// it writes out the lines still queued.
+/// What [`init`] installed; keep it until the process ends. Dropping it
+/// writes out the log lines still queued and the spans not yet exported.
+#[derive(Debug)]
+#[must_use = "dropping it stops the log writer and the span exporter"]
+pub struct Telemetry {
+    _log: WorkerGuard,
+    _traces: Option<ports::otel::Tracing>,
+}
+
+/// Install the subscriber: the log layer and, when the `OTEL_*`
+/// environment asks for it, the span exporter (`ports::otel`).
 ///
 /// A line is formatted on the thread that logs it and written to stderr by
 /// a thread of its own, through a buffer flushed each time its queue runs
@@ -14,26 +25,34 @@ use tracing_subscriber::EnvFilter;
 /// async runtime's threads), and under load many lines share one write.
 /// Not lossy: if the queue (128k lines) fills, loggers wait rather than
 /// lines being dropped.
-#[must_use = "dropping the guard stops the log writer"]
-pub fn init(format: &str) -> WorkerGuard {
+pub fn init(format: &str) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("switchyard-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let _ = if format == "json" {
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let log = if format == "json" {
         // The current span's fields are on every line; the list of all
         // open spans would repeat them.
-        builder
-            .json()
+        fmt.json()
             .flatten_event(true)
             .with_span_list(false)
-            .try_init()
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder.compact().try_init()
+        fmt.compact().with_filter(filter).boxed()
     };
-    guard
+    let (traces, export) = match ports::otel::layer("switchyard") {
+        Some((t, l)) => (Some(t), Some(l)),
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(log)
+        .with(export)
+        .try_init();
+    Telemetry {
+        _log: guard,
+        _traces: traces,
+    }
 }

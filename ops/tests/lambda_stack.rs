@@ -13,6 +13,12 @@
 //! parameter), and the worker's EMF gauge `downstream_kill_switch` with the
 //! `Prefix` dimension the kill-switch alarm reads.
 //!
+//! Both functions export their spans to a local OTLP collector
+//! (`loadtest::otlp`) and flush them before they answer: the spans are
+//! there as soon as the answer is, in one trace from the ingress function's
+//! server span to the worker function's processing, whose invocation span
+//! links to the message's context.
+//!
 //! It prints each function's cold start under the local Runtime API: from
 //! spawning the binary to its first poll (init) and to its first answer
 //! (docs/deploy.md):
@@ -109,6 +115,7 @@ async fn child_process_stack_round_trip() {
     let Ok(prefix) = std::env::var(CHILD_PREFIX) else {
         return;
     };
+    let collector = loadtest::otlp::Collector::start().await.unwrap();
     let bins = tempfile::tempdir().unwrap();
     let ingress_bin = unzip_bootstrap("ingress-lambda", bins.path());
     let worker_bin = unzip_bootstrap("worker-lambda", bins.path());
@@ -159,6 +166,7 @@ async fn child_process_stack_round_trip() {
     let (answer, out, cold) = run_once(
         &ingress_bin,
         &prefix,
+        &collector,
         "ingress",
         "apigw-1",
         event.to_string(),
@@ -183,8 +191,15 @@ async fn child_process_stack_round_trip() {
     ))
     .unwrap();
     let batch = json!({ "Records": [sqs_record(&fifo["Records"][0], &received[0])] });
-    let (answer, out, cold) =
-        run_once(&worker_bin, &prefix, "worker", "sqs-1", batch.to_string()).await;
+    let (answer, out, cold) = run_once(
+        &worker_bin,
+        &prefix,
+        &collector,
+        "worker",
+        "sqs-1",
+        batch.to_string(),
+    )
+    .await;
     assert_eq!(
         answer.json()["batchItemFailures"],
         json!([]),
@@ -193,6 +208,7 @@ async fn child_process_stack_round_trip() {
     );
     println!("cold start worker-lambda: {cold}");
     check_kill_switch_gauge(&out, &prefix);
+    check_one_trace(&collector.spans(), &received[0]);
 
     // In the stack's event log, and off its queue.
     let streams = backend.events.list_streams(None, 10).await.expect("list");
@@ -242,6 +258,7 @@ impl std::fmt::Display for ColdStart {
 async fn run_once(
     bootstrap: &Path,
     prefix: &str,
+    collector: &loadtest::otlp::Collector,
     name: &str,
     request_id: &str,
     event: String,
@@ -264,6 +281,7 @@ async fn run_once(
             token_secret(prefix),
         )
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
         .env_remove("AWS_LAMBDA_LOG_LEVEL")
         .env_remove("RUST_LOG")
         .env_remove(ingress::ENV_TOKEN)
@@ -322,4 +340,40 @@ fn check_kill_switch_gauge(out: &str, prefix: &str) {
     );
     assert_eq!(gauge[ports::telemetry::PREFIX_DIMENSION], prefix, "{gauge}");
     assert_eq!(gauge[downstream::metrics::KILL_SWITCH], 2.0, "{gauge}");
+}
+
+/// The spans both functions flushed before answering: the ingress
+/// function's server span and its send, and under the send the worker
+/// function's processing of the message — one trace — with the worker's
+/// invocation span linked to the message's context.
+fn check_one_trace(spans: &[loadtest::otlp::ExportedSpan], msg: &ports::ReceivedMessage) {
+    let find = |service: &str, name: &str| {
+        spans
+            .iter()
+            .find(|s| s.service == service && s.name == name)
+            .unwrap_or_else(|| panic!("no {name} span of {service} in {spans:#?}"))
+    };
+    let server = find("switchyard-ingress", "POST /webhooks/richpanel");
+    let sent = find("switchyard-ingress", "events send");
+    let process = find("switchyard-worker", "events process");
+    let batch = find("switchyard-worker", "events process batch");
+    assert_eq!(sent.parent_span_id, server.span_id);
+    assert_eq!(
+        (process.trace_id.as_str(), process.parent_span_id.as_str()),
+        (sent.trace_id.as_str(), sent.span_id.as_str()),
+        "the worker's processing continues the ingress's trace"
+    );
+    assert_eq!(process.attr("messaging.system"), Some("aws_sqs"));
+    assert!(
+        batch
+            .links
+            .contains(&(sent.trace_id.clone(), sent.span_id.clone())),
+        "the invocation links to the message: {:?}",
+        batch.links
+    );
+    let tp = msg
+        .attributes
+        .get("traceparent")
+        .expect("traceparent attribute");
+    assert!(tp.contains(&sent.span_id), "{tp}");
 }

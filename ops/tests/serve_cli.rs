@@ -91,6 +91,7 @@ on_both_backends!(
     kill_switch_flipped_with_the_cli_stops_writes,
     dead_letters_are_listed_with_reason_and_redriven_in_order,
     status_names_stuck_conversations,
+    one_webhook_is_one_trace_from_the_ingress_to_the_downstream_request,
 );
 
 struct Serve {
@@ -794,4 +795,247 @@ async fn handback_lifts_a_human_hold() {
         .output()
         .expect("handback runs");
     assert_eq!(again.status.code(), Some(3), "nothing to hand back");
+}
+
+/// The spans of trace `trace` the collector has, once `ready` holds for
+/// them (or after 30 s, when the caller's asserts say what is missing).
+async fn trace_spans(
+    collector: &loadtest::otlp::Collector,
+    trace: &str,
+    ready: impl Fn(&[loadtest::otlp::ExportedSpan]) -> bool,
+) -> Vec<loadtest::otlp::ExportedSpan> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let spans: Vec<_> = collector
+            .spans()
+            .into_iter()
+            .filter(|s| s.trace_id == trace)
+            .collect();
+        if ready(&spans) || Instant::now() > deadline {
+            return spans;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One webhook sent with a W3C `traceparent` through `serve` with an OTLP
+/// collector: one trace from the ingress's server span (a child of the
+/// sender's span) through the send to the queue, the worker's processing
+/// (across the queue, via the message's attribute), the downstream call
+/// and its HTTP request, whose `traceparent` the fake Richpanel received.
+/// No customer address in any span. With the kill switch on, the next
+/// webhook's call span says `suppressed` / `kill_switch`.
+async fn one_webhook_is_one_trace_from_the_ingress_to_the_downstream_request(kind: &'static str) {
+    let collector = loadtest::otlp::Collector::start().await.expect("collector");
+    let (fake, live) = live_richpanel().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = Store::new(kind, tmp.path());
+    let mut env = live.to_vec();
+    env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()));
+    env.push(("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()));
+    let serve = Serve::start(&data, &env);
+    let client = reqwest::Client::new();
+    let send = |ticket: &'static str, trace: String| {
+        let client = client.clone();
+        let url = format!("{}/webhooks/richpanel", serve.url);
+        async move {
+            client
+                .post(url)
+                .header("X-Switchyard-Token", TOKEN)
+                .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+                .json(&serde_json::json!({
+                    "ticket_id": ticket,
+                    "message_id": "m-1",
+                    "message": "where is my order #1001? write to jane.doe.4711@example.com",
+                    "customer_email": "jane.doe.4711@example.com",
+                }))
+                .send()
+                .await
+                .expect("post")
+                .status()
+                .as_u16()
+        }
+    };
+    let trace = base16ct::lower::encode_string(&rand::random::<[u8; 16]>());
+    assert_eq!(send("TR-1", trace.clone()).await, 202);
+    let by_name = |spans: &[loadtest::otlp::ExportedSpan], name: &str| {
+        spans.iter().find(|s| s.name == name).cloned()
+    };
+    let spans = trace_spans(&collector, &trace, |spans| {
+        ["POST /webhooks/richpanel", "events send", "events process"]
+            .iter()
+            .all(|n| spans.iter().any(|s| s.name == *n))
+            && spans
+                .iter()
+                .any(|s| s.kind == "client" && s.attr("http.response.status_code").is_some())
+    })
+    .await;
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    let server = by_name(&spans, "POST /webhooks/richpanel")
+        .unwrap_or_else(|| panic!("no ingress span in {names:?}"));
+    assert_eq!(server.kind, "server");
+    assert_eq!(
+        server.parent_span_id, "00f067aa0ba902b7",
+        "the sender's span is the parent"
+    );
+    assert_eq!(server.attr("http.response.status_code"), Some("202"));
+    let sent = by_name(&spans, "events send").unwrap_or_else(|| panic!("no send in {names:?}"));
+    assert_eq!(
+        (sent.kind.as_str(), sent.parent_span_id.as_str()),
+        ("producer", server.span_id.as_str())
+    );
+    let process =
+        by_name(&spans, "events process").unwrap_or_else(|| panic!("no process in {names:?}"));
+    assert_eq!(process.kind, "consumer");
+    assert_eq!(
+        process.parent_span_id, sent.span_id,
+        "the worker continues the message's trace"
+    );
+    let expected_system = if kind == "aws" {
+        "aws_sqs"
+    } else {
+        "switchyard_sqlite"
+    };
+    assert_eq!(process.attr("messaging.system"), Some(expected_system));
+    let call = spans
+        .iter()
+        .find(|s| s.name == "richpanel call" && s.attr("switchyard.verdict") == Some("sent"))
+        .unwrap_or_else(|| panic!("no sent richpanel call in {spans:#?}"));
+    let http = spans
+        .iter()
+        .find(|s| s.kind == "client" && s.parent_span_id == call.span_id)
+        .unwrap_or_else(|| panic!("no HTTP span under the call in {spans:#?}"));
+    assert_eq!(http.attr("server.address"), Some("127.0.0.1"));
+    let received: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.traceparent)
+        .collect();
+    assert!(
+        received.contains(&format!("00-{trace}-{}-01", http.span_id)),
+        "the fake received the HTTP span's context: {received:?}, span {}",
+        http.span_id
+    );
+    for s in &spans {
+        for (k, v) in &s.attributes {
+            assert!(
+                !v.contains("jane.doe") && !v.contains("example.com"),
+                "customer data in span {} attribute {k}: {v}",
+                s.name
+            );
+        }
+    }
+
+    data.cmd()
+        .args([
+            "flags",
+            "set",
+            "kill-switch",
+            "all_writes",
+            "--reason",
+            "trace test",
+        ])
+        .assert()
+        .success();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let suppressed_trace = base16ct::lower::encode_string(&rand::random::<[u8; 16]>());
+    assert_eq!(send("TR-2", suppressed_trace.clone()).await, 202);
+    let is_suppressed = |s: &loadtest::otlp::ExportedSpan| {
+        s.name == "richpanel call"
+            && s.attr("switchyard.verdict") == Some("suppressed")
+            && s.attr("switchyard.reason") == Some("kill_switch")
+    };
+    let spans = trace_spans(&collector, &suppressed_trace, |spans| {
+        spans.iter().any(is_suppressed)
+    })
+    .await;
+    assert!(
+        spans.iter().any(is_suppressed),
+        "no suppressed call span in {spans:#?}"
+    );
+    assert_eq!(collector.requests().1, 0, "every export decoded");
+    serve.stop();
+}
+
+/// With the collector down — it accepts connections and never answers, so
+/// every export waits out its timeout — the ingress acknowledges as fast as
+/// ever (no ack waits on the exporter: the slowest of 200 stays far below
+/// the 300 ms export timeout), every acknowledged webhook is processed,
+/// and the spans that could not be exported are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_collector_down_acks_keep_their_latency_and_nothing_is_lost() {
+    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", blackhole.local_addr().expect("addr"));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = Store::new("embedded", tmp.path());
+    let serve = Serve::start(
+        &data,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "300".to_owned()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50".to_owned()),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let mut latencies = Vec::new();
+    for chunk in 0..10 {
+        let posts = (0..20).map(|i| {
+            let client = client.clone();
+            let url = serve.url.clone();
+            async move {
+                let body = serde_json::json!({
+                    "ticket_id": format!("CD-{chunk}-{i}"),
+                    "message_id": "m-1",
+                    "message": "hello",
+                });
+                let started = Instant::now();
+                let status = post(&client, &url, body).await;
+                (status, started.elapsed())
+            }
+        });
+        for (status, took) in futures::future::join_all(posts).await {
+            assert_eq!(status, 202);
+            latencies.push(took);
+        }
+    }
+    latencies.sort();
+    let slowest = latencies[latencies.len() - 1];
+    assert!(
+        slowest < Duration::from_millis(250),
+        "an ack waited on the exporter: slowest {slowest:?}, median {:?}",
+        latencies[latencies.len() / 2]
+    );
+    wait_until(Duration::from_secs(60), "every webhook processed", || {
+        let st = status_json(&data);
+        st["queue"]["visible"] == 0 && st["queue"]["in_flight"] == 0
+    });
+    for ticket in ["CD-0-0", "CD-9-19"] {
+        assert_eq!(
+            message_ids(&inspect_json(&data, ticket)),
+            ["m-1"],
+            "{ticket}"
+        );
+    }
+    let dropped = || async {
+        let text = client
+            .get(format!("{}/metrics", serve.url))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find(|l| l.starts_with(ports::otel::SPANS_DROPPED))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dropped().await == 0.0 {
+        assert!(Instant::now() < deadline, "no dropped spans counted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(blackhole);
+    serve.stop();
 }

@@ -25,6 +25,9 @@ pub struct Backend {
     pub blobs: Arc<dyn BlobStore>,
     /// One line naming the backend, for logs and `status`.
     pub description: String,
+    /// The queue's `messaging.system` in trace spans (OpenTelemetry's
+    /// messaging conventions): `aws_sqs`, or `switchyard_sqlite`.
+    pub messaging_system: &'static str,
 }
 
 /// Deliveries before the queue itself dead-letters a message (SQS

@@ -30,6 +30,7 @@ mod flags;
 mod intake;
 mod ledger;
 pub mod metrics;
+pub mod otel;
 mod queue;
 mod secrets;
 pub mod telemetry;

@@ -17,9 +17,9 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use lambda_runtime::tracing::subscriber::EnvFilter;
-use lambda_runtime::tracing::subscriber::filter::LevelFilter;
 use metrics_cloudwatch_embedded::Collector;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 /// The CloudWatch namespace of every metric the Lambdas emit.
 pub const EMF_NAMESPACE: &str = "Switchyard";
@@ -34,9 +34,13 @@ const RAW_EVENT_TARGET: &str = "lambda_runtime::layers::api_response";
 
 static COLLECTOR: OnceLock<Option<&'static Collector>> = OnceLock::new();
 
-/// Install the log subscriber described in the module docs. Does nothing
-/// if the process already has one.
-pub fn init_lambda_logs() {
+/// Install the log subscriber described in the module docs and, when the
+/// `OTEL_*` environment asks for it, the span exporter of
+/// [`crate::otel`] with `service` as `service.name`. Does nothing if the
+/// process already has a subscriber. Keep what it returns while the
+/// function runs; flush spans per invocation with [`crate::otel::flush`].
+pub fn init_lambda_logs(service: &str) -> Option<crate::otel::Tracing> {
+    use tracing_subscriber::prelude::*;
     let format = std::env::var("AWS_LAMBDA_LOG_FORMAT").unwrap_or_default();
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
@@ -49,16 +53,24 @@ pub fn init_lambda_logs() {
     if let Ok(d) = format!("{RAW_EVENT_TARGET}=debug").parse() {
         filter = filter.add_directive(d);
     }
-    let builder = lambda_runtime::tracing::subscriber::fmt()
+    let fmt = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time()
-        .with_env_filter(filter)
         .with_writer(std::io::stdout);
-    let _ = if format.eq_ignore_ascii_case("json") {
-        builder.json().try_init()
+    let log = if format.eq_ignore_ascii_case("json") {
+        fmt.json().with_filter(filter).boxed()
     } else {
-        builder.try_init()
+        fmt.with_filter(filter).boxed()
     };
+    let (traces, export) = match crate::otel::layer(service) {
+        Some((t, l)) => (Some(t), Some(l)),
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(log)
+        .with(export)
+        .try_init();
+    traces
 }
 
 /// Install the EMF recorder as the process's `metrics` recorder (once; a

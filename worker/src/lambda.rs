@@ -12,6 +12,7 @@ use chrono::{TimeZone, Utc};
 use futures::future::join_all;
 use lambda_runtime::LambdaEvent;
 use ports::ReceivedMessage;
+use tracing::Instrument;
 
 use crate::Worker;
 use crate::consumer::{Applied, Held, apply, process_guarded};
@@ -26,11 +27,19 @@ pub fn to_received(r: &SqsMessage) -> ReceivedMessage {
         group_id: attr("MessageGroupId"),
         dedup_id: attr("MessageDeduplicationId"),
         body: r.body.clone().unwrap_or_default(),
-        attributes: r
-            .message_attributes
-            .iter()
-            .filter_map(|(k, v)| v.string_value.clone().map(|s| (k.clone(), s)))
-            .collect(),
+        attributes: {
+            let mut a: BTreeMap<String, String> = r
+                .message_attributes
+                .iter()
+                .filter_map(|(k, v)| v.string_value.clone().map(|s| (k.clone(), s)))
+                .collect();
+            // A message sent without our attribute (another producer) may
+            // still carry an X-Ray trace.
+            if let Some(tp) = record_traceparent(r) {
+                a.entry("traceparent".to_owned()).or_insert(tp);
+            }
+            a
+        },
         receive_count: attr("ApproximateReceiveCount").parse().unwrap_or(1),
         sent_at: Utc
             .timestamp_millis_opt(sent_ms)
@@ -39,12 +48,53 @@ pub fn to_received(r: &SqsMessage) -> ReceivedMessage {
     }
 }
 
-/// One invocation: [`handle_batch`], then the metrics it recorded are
-/// written as EMF (Lambda may freeze the process as soon as it returns).
+/// One invocation: [`handle_batch`] in a span linked to every record's
+/// trace context (OpenTelemetry's messaging conventions for a batch), then
+/// the metrics it recorded are written as EMF and its spans exported
+/// (Lambda may freeze the process as soon as it returns).
 pub async fn handle_invocation(worker: &Worker, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-    let response = handle_batch(worker, event.payload).await;
+    let span = tracing::info_span!(
+        "invocation",
+        otel.name = "events process batch",
+        otel.kind = "consumer",
+        messaging.system = "aws_sqs",
+        messaging.operation.type = "process",
+        messaging.batch.message_count = event.payload.records.len(),
+        faas.invocation_id = %event.context.request_id,
+    );
+    // Lambda's own trace (active tracing), then each record's.
+    if let Some(tp) = event
+        .context
+        .xray_trace_id
+        .as_deref()
+        .and_then(ports::otel::traceparent_from_xray)
+    {
+        ports::otel::add_link(&span, &tp);
+    }
+    for r in &event.payload.records {
+        if let Some(tp) = record_traceparent(r) {
+            ports::otel::add_link(&span, &tp);
+        }
+    }
+    let response = handle_batch(worker, event.payload).instrument(span).await;
     ports::telemetry::flush_metrics(Some(&event.context.request_id));
+    if ports::otel::enabled() {
+        let _ = tokio::task::spawn_blocking(ports::otel::flush).await;
+    }
     response
+}
+
+/// A record's trace context: its `traceparent` message attribute, else the
+/// `AWSTraceHeader` system attribute (X-Ray) SQS keeps for it.
+fn record_traceparent(r: &SqsMessage) -> Option<String> {
+    r.message_attributes
+        .get("traceparent")
+        .and_then(|v| v.string_value.clone())
+        .or_else(|| {
+            r.attributes
+                .get("AWSTraceHeader")
+                .and_then(|h| ports::otel::traceparent_from_xray(h))
+        })
 }
 
 /// Process one SQS batch. Finished records (done or dead-lettered) are

@@ -16,7 +16,7 @@ use conversation::{
     outcome_events,
 };
 use ports::{PortError, ReceivedMessage};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::Worker;
 use crate::disposition::Disposition;
@@ -27,8 +27,26 @@ pub(crate) type Step = ControlFlow<Disposition>;
 
 impl Worker {
     /// Process one received message. Never panics on its content.
-    #[tracing::instrument(skip_all, fields(event_id, conversation_id, receive_count = msg.receive_count))]
     pub async fn process(&self, msg: &ReceivedMessage) -> Disposition {
+        // A child of the message's trace context (the ingress's send), as
+        // OpenTelemetry's messaging conventions have a consumer's process
+        // span; made before it is entered, so the parent can still be set.
+        let span = tracing::info_span!(
+            "process",
+            otel.name = "events process",
+            otel.kind = "consumer",
+            messaging.system = self.backend.messaging_system,
+            messaging.operation.type = "process",
+            messaging.message.id = %msg.message_id,
+            event_id = tracing::field::Empty,
+            conversation_id = tracing::field::Empty,
+            receive_count = msg.receive_count,
+        );
+        ports::otel::set_parent(&span, msg.attributes.get("traceparent").map(String::as_str));
+        self.process_in_span(msg).instrument(span).await
+    }
+
+    async fn process_in_span(&self, msg: &ReceivedMessage) -> Disposition {
         if self.faults.drop_this_one() {
             return Disposition::Done;
         }

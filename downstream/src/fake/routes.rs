@@ -105,11 +105,8 @@ fn log_arrival(
         at_ms: s.elapsed_ms(),
         status: 0,
         retry_after_secs: None,
-        idempotency_key: parts
-            .headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        idempotency_key: header(&parts.headers, "idempotency-key"),
+        traceparent: header(&parts.headers, "traceparent"),
     };
     let answer_after_ms = entry.is_write().then(|| write_delay(&s.cfg)).flatten();
     s.log.push(entry);
@@ -405,4 +402,11 @@ async fn set_config(State(state): State<Shared>, Json(cfg): Json<FakeConfig>) ->
 async fn reset(State(state): State<Shared>) -> StatusCode {
     lock(&state).reset();
     StatusCode::NO_CONTENT
+}
+
+fn header(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }

@@ -25,6 +25,9 @@ pub struct LoggedRequest {
     /// The `Retry-After` sent with a 429, in seconds.
     #[serde(default)]
     pub retry_after_secs: Option<u64>,
+    /// The W3C `traceparent` header, if sent.
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 impl LoggedRequest {

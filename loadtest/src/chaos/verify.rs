@@ -482,6 +482,7 @@ mod tests {
             status: 200,
             idempotency_key: None,
             retry_after_secs: None,
+            traceparent: None,
         };
         let reply = serde_json::json!({"ticket": {"comment": {"body": "hi", "public": true}}});
         let note = serde_json::json!({"ticket": {"comment": {"body": "hi", "public": false}}});

@@ -173,6 +173,7 @@ pub async fn open(s: &AwsSettings) -> Result<Backend> {
             Arc::new(blobs::AwsBlobs::new(clients.s3.clone())),
             s.raw_mail_buckets.clone(),
         )),
+        messaging_system: "aws_sqs",
         description: format!(
             "aws (sqs {}, dynamodb {}-*, max receives {})",
             names.queue, s.prefix, s.max_receive_count

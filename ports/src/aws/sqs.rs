@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName as Sys};
+use aws_sdk_sqs::types::{
+    Message, MessageAttributeValue, MessageSystemAttributeName as Sys,
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+};
 use serde::{Deserialize, Serialize};
 
 use super::error::{built, from_sdk};
@@ -79,14 +82,22 @@ fn sys(m: &Message, name: Sys) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// String message attributes, minus the DLQ bookkeeping ones.
+/// String message attributes, minus the DLQ bookkeeping ones; a message
+/// without a `traceparent` gets one from its AWSTraceHeader (X-Ray).
 fn user_attributes(m: &Message) -> BTreeMap<String, String> {
-    m.message_attributes()
+    let mut a: BTreeMap<String, String> = m
+        .message_attributes()
         .into_iter()
         .flatten()
         .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
         .filter_map(|(k, v)| v.string_value().map(|s| (k.clone(), s.to_owned())))
-        .collect()
+        .collect();
+    if !a.contains_key("traceparent")
+        && let Some(tp) = sys(m, Sys::AwsTraceHeader).and_then(crate::otel::traceparent_from_xray)
+    {
+        a.insert("traceparent".to_owned(), tp);
+    }
+    a
 }
 
 pub(super) fn message_attr(m: &Message, name: &str) -> Option<String> {
@@ -181,17 +192,31 @@ impl AwsQueue {
         for (k, v) in attributes {
             attrs.insert(k.clone(), string_attr(v)?);
         }
-        let out = self
+        // The trace context also as SQS's AWSTraceHeader (X-Ray), which
+        // Lambda's event source hands on in each record.
+        let xray = attributes
+            .get("traceparent")
+            .and_then(|tp| crate::otel::xray_from_traceparent(tp))
+            .and_then(|h| {
+                MessageSystemAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(h)
+                    .build()
+                    .ok()
+            });
+        let mut send = self
             .sqs
             .send_message()
             .queue_url(url)
             .message_group_id(group_id)
             .message_deduplication_id(dedup_id)
             .message_body(body)
-            .set_message_attributes((!attrs.is_empty()).then_some(attrs))
-            .send()
-            .await
-            .map_err(|e| from_sdk("sqs send", e))?;
+            .set_message_attributes((!attrs.is_empty()).then_some(attrs));
+        if let Some(x) = xray {
+            send = send
+                .message_system_attributes(MessageSystemAttributeNameForSends::AwsTraceHeader, x);
+        }
+        let out = send.send().await.map_err(|e| from_sdk("sqs send", e))?;
         Ok(out.message_id().unwrap_or_default().to_owned())
     }
 

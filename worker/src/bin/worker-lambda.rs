@@ -9,7 +9,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    ports::telemetry::init_lambda_logs();
+    let _traces = ports::telemetry::init_lambda_logs("switchyard-worker");
     let backend = ports::BackendConfig::from_env()?;
     ports::telemetry::init_lambda_metrics(&backend);
     ports::telemetry::flush_metrics_on_sigterm();

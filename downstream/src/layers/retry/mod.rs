@@ -141,10 +141,15 @@ where
                     verdict.is_ok()
                 })
                 .adjust(|e, delay| delay.map(|d| next_delay(d, e)))
-                .notify(move |e, d| {
+                .notify({
+                    let mut retries = 0u32;
+                    move |e, d| {
+                    retries += 1;
+                    // On the call's span (Clients::call) when there is one.
+                    tracing::Span::current().record("switchyard.retries", retries);
                     crate::metrics::retry(ds);
                     tracing::debug!(downstream = ds, error = %e, delay_ms = d.as_millis() as u64, "retrying");
-                })
+                }})
                 .await
         })
     }
