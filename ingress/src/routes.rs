@@ -202,22 +202,22 @@ fn origin_reject(e: sns::OriginError) -> Reject {
 /// The request's span: a server span continuing the sender's W3C trace
 /// context when it sent a valid `traceparent`.
 fn webhook_span(route: Route, headers: &HeaderMap) -> tracing::Span {
-    let span = tracing::info_span!(
-        "webhook",
-        otel.name = route.span_name,
-        otel.kind = "server",
-        http.request.method = "POST",
-        http.route = route.path,
-        http.response.status_code = tracing::field::Empty,
-        route = route.name,
-        event_id = tracing::field::Empty,
-        conversation_id = tracing::field::Empty
-    );
-    ports::otel::set_parent(
-        &span,
+    ports::otel::root_span(
         headers.get("traceparent").and_then(|v| v.to_str().ok()),
-    );
-    span
+        || {
+            tracing::info_span!(
+                "webhook",
+                otel.name = route.span_name,
+                otel.kind = "server",
+                http.request.method = "POST",
+                http.route = route.path,
+                http.response.status_code = tracing::field::Empty,
+                route = route.name,
+                event_id = tracing::field::Empty,
+                conversation_id = tracing::field::Empty
+            )
+        },
+    )
 }
 
 /// Run the idempotency flow for a normalized body.
@@ -250,8 +250,7 @@ async fn accept(
         messaging.operation.type = "send",
         messaging.destination.name = "events",
     );
-    let traceparent =
-        ports::otel::traceparent(&send).unwrap_or_else(|| trace::traceparent(headers));
+    let traceparent = ports::otel::message_traceparent(&send, || trace::traceparent(headers));
     let event_id = p.event_id.clone();
     let accepted = flow::enqueue_once(&st.backend, st.flow, route.name, p, traceparent)
         .instrument(send)

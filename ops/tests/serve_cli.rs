@@ -824,7 +824,10 @@ async fn trace_spans(
 /// (across the queue, via the message's attribute), the downstream call
 /// and its HTTP request, whose `traceparent` the fake Richpanel received.
 /// No customer address in any span. With the kill switch on, the next
-/// webhook's call span says `suppressed` / `kill_switch`.
+/// webhook's call span says `suppressed` / `kill_switch`. The sampler is
+/// `parentbased_always_off`: a webhook whose sender did not sample its
+/// trace is processed and sent on like the others, and not one span of
+/// its trace is exported, by the ingress or the worker.
 async fn one_webhook_is_one_trace_from_the_ingress_to_the_downstream_request(kind: &'static str) {
     let collector = loadtest::otlp::Collector::start().await.expect("collector");
     let (fake, live) = live_richpanel().await;
@@ -833,16 +836,20 @@ async fn one_webhook_is_one_trace_from_the_ingress_to_the_downstream_request(kin
     let mut env = live.to_vec();
     env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()));
     env.push(("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()));
+    env.push(("OTEL_TRACES_SAMPLER", "parentbased_always_off".to_owned()));
     let serve = Serve::start(&data, &env);
     let client = reqwest::Client::new();
-    let send = |ticket: &'static str, trace: String| {
+    let send_flagged = |ticket: &'static str, trace: String, flags: &'static str| {
         let client = client.clone();
         let url = format!("{}/webhooks/richpanel", serve.url);
         async move {
             client
                 .post(url)
                 .header("X-Switchyard-Token", TOKEN)
-                .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+                .header(
+                    "traceparent",
+                    format!("00-{trace}-00f067aa0ba902b7-{flags}"),
+                )
                 .json(&serde_json::json!({
                     "ticket_id": ticket,
                     "message_id": "m-1",
@@ -856,6 +863,9 @@ async fn one_webhook_is_one_trace_from_the_ingress_to_the_downstream_request(kin
                 .as_u16()
         }
     };
+    let send = |ticket: &'static str, trace: String| send_flagged(ticket, trace, "01");
+    let dropped_trace = base16ct::lower::encode_string(&rand::random::<[u8; 16]>());
+    assert_eq!(send_flagged("TR-0", dropped_trace.clone(), "00").await, 202);
     let trace = base16ct::lower::encode_string(&rand::random::<[u8; 16]>());
     assert_eq!(send("TR-1", trace.clone()).await, 202);
     let by_name = |spans: &[loadtest::otlp::ExportedSpan], name: &str| {
@@ -925,6 +935,39 @@ async fn one_webhook_is_one_trace_from_the_ingress_to_the_downstream_request(kin
             );
         }
     }
+    // The unsampled webhook went all the way to Richpanel, carrying no
+    // sampled context, and its trace was exported nowhere.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dropped_write = loop {
+        let found = fake
+            .requests()
+            .into_iter()
+            .find(|r| r.path.contains("/TR-0"));
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "TR-0 never reached Richpanel");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        dropped_write
+            .traceparent
+            .as_deref()
+            .is_none_or(|tp| !tp.ends_with("-01")),
+        "an unsampled trace went out as sampled: {:?}",
+        dropped_write.traceparent
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let leaked: Vec<String> = collector
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id != trace)
+        .map(|s| format!("{} ({})", s.name, s.trace_id))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "spans outside the sampled trace: {leaked:?}"
+    );
 
     data.cmd()
         .args([

@@ -20,6 +20,13 @@
 //!
 //! Only the spans of this workspace's crates are exported (at INFO), not
 //! those of the SDKs or HTTP libraries underneath.
+//!
+//! Sampling is decided once per trace, where it starts ([`root_span`]: the
+//! ingress request, the worker's message, the Lambda invocation), by the
+//! sampler `OTEL_TRACES_SAMPLER[_ARG]` names. A trace it drops costs next
+//! to nothing: the export layer's filter turns its spans, and every span
+//! under them, off before they are built.
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -28,17 +35,19 @@ use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, SpanKind, TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanExporter,
-    SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, Sampler,
+    SamplingDecision, SdkTracerProvider, ShouldSample, Span, SpanData, SpanExporter, SpanProcessor,
 };
+use tracing::subscriber::Interest;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::{Context as LayerContext, Filter};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Counter: spans not exported — the queue was full or the collector
@@ -61,6 +70,13 @@ const OUR_CRATES: [&str; 7] = [
 ];
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+/// The sampler of trace roots, while tracing is on.
+static SAMPLER: OnceLock<Sampler> = OnceLock::new();
+
+thread_local! {
+    /// While [`root_span`] builds a root: whether its trace is kept.
+    static ROOT_KEPT: Cell<Option<bool>> = const { Cell::new(None) };
+}
 
 /// The tracer provider while tracing is on. Flushes and shuts down on drop.
 #[derive(Debug)]
@@ -136,13 +152,17 @@ where
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name(service.to_owned());
     }
+    // Roots are sampled by `root_span`, before their spans exist; a span
+    // that reaches the SDK belongs to a kept trace.
     let provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::AlwaysOn)
         .with_span_processor(Bounded {
             inner: batches,
             queued,
         })
         .with_resource(resource.build())
         .build();
+    let _ = SAMPLER.set(sampler_from_env());
     let _ = PROVIDER.set(provider.clone());
     let tracer = provider.tracer("switchyard");
     let mut targets = Targets::new();
@@ -153,8 +173,109 @@ where
         .with_tracer(tracer)
         .with_threads(false)
         .with_location(false)
-        .with_filter(targets);
+        .with_filter(KeptTraces { targets });
     Some((Tracing { provider }, layer))
+}
+
+/// The sampler `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` name
+/// (the SDK's names and defaults: `parentbased_always_on`; a ratio that is
+/// missing or outside 0..=1 is 1).
+fn sampler_from_env() -> Sampler {
+    let ratio = || {
+        std::env::var("OTEL_TRACES_SAMPLER_ARG")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(1.0)
+    };
+    let name = std::env::var("OTEL_TRACES_SAMPLER").unwrap_or_default();
+    match name.trim() {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatioBased(ratio()),
+        "parentbased_always_off" => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        "parentbased_traceidratio" => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio())))
+        }
+        "" | "parentbased_always_on" => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        other => {
+            refused(&format!(
+                "OTEL_TRACES_SAMPLER={other:?} is not one this build knows; sampling as parentbased_always_on"
+            ));
+            Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
+        }
+    }
+}
+
+/// Whether the trace a root continues from `parent` (a `traceparent`), or
+/// starts, is kept.
+fn keep(parent: Option<&Context>, name: &str) -> bool {
+    let Some(sampler) = SAMPLER.get() else {
+        return false;
+    };
+    let trace_id = parent
+        .map(|cx| cx.span().span_context().trace_id())
+        .unwrap_or_else(|| RandomIdGenerator::default().new_trace_id());
+    let result = sampler.should_sample(parent, trace_id, name, &SpanKind::Internal, &[], &[]);
+    result.decision == SamplingDecision::RecordAndSample
+}
+
+/// Build the span where a trace starts or enters this process — `make`
+/// creates it — as a child of `parent` (an inbound header, a message
+/// attribute; `None` or invalid: a new trace). The sampler decides here
+/// whether the trace is exported; a dropped one's spans are never built for
+/// export. While tracing is off this is just `make()`.
+pub fn root_span(parent: Option<&str>, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    if !enabled() {
+        return make();
+    }
+    let cx = parent.and_then(extract);
+    let kept = keep(cx.as_ref(), "root");
+    ROOT_KEPT.with(|k| k.set(Some(kept)));
+    let span = make();
+    ROOT_KEPT.with(|k| k.set(None));
+    if let Some(cx) = cx.filter(|_| kept) {
+        let _ = span.set_parent(cx);
+    }
+    span
+}
+
+/// The export layer's filter: this workspace's spans and events at INFO,
+/// and of those only a root [`root_span`] kept and what happens inside a
+/// kept span.
+#[derive(Debug)]
+struct KeptTraces {
+    targets: Targets,
+}
+
+impl<S> Filter<S> for KeptTraces
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn enabled(&self, meta: &tracing::Metadata<'_>, cx: &LayerContext<'_, S>) -> bool {
+        if !self.targets.would_enable(meta.target(), meta.level()) {
+            return false;
+        }
+        if meta.is_span()
+            && let Some(kept) = ROOT_KEPT.with(Cell::get)
+        {
+            return kept;
+        }
+        // Only spans this filter enabled are seen here.
+        cx.lookup_current().is_some()
+    }
+
+    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> Interest {
+        if self.targets.would_enable(meta.target(), meta.level()) {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::INFO)
+    }
 }
 
 /// Export what is queued now and wait for it (bounded by the exporter's
@@ -271,6 +392,27 @@ pub fn traceparent(span: &tracing::Span) -> Option<String> {
     let cx = span.context();
     let sc = cx.span().span_context().clone();
     sc.is_valid().then(|| format_traceparent(&sc))
+}
+
+/// The `traceparent` a message sent inside `span` carries: `span`'s context
+/// when its trace is exported; else `fallback` (a hand-made one keeping the
+/// trace id), with its sampled flag cleared when tracing is on — the trace
+/// was dropped here, so the consumer drops it too.
+pub fn message_traceparent(span: &tracing::Span, fallback: impl FnOnce() -> String) -> String {
+    if let Some(tp) = traceparent(span) {
+        return tp;
+    }
+    let tp = fallback();
+    if !enabled() {
+        return tp;
+    }
+    match tp.rsplit_once('-') {
+        Some((head, flags)) => match u8::from_str_radix(flags, 16) {
+            Ok(f) => format!("{head}-{:02x}", f & !1),
+            Err(_) => tp,
+        },
+        None => tp,
+    }
 }
 
 fn format_traceparent(sc: &SpanContext) -> String {

@@ -53,15 +53,17 @@ pub fn to_received(r: &SqsMessage) -> ReceivedMessage {
 /// the metrics it recorded are written as EMF and its spans exported
 /// (Lambda may freeze the process as soon as it returns).
 pub async fn handle_invocation(worker: &Worker, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-    let span = tracing::info_span!(
-        "invocation",
-        otel.name = "events process batch",
-        otel.kind = "consumer",
-        messaging.system = "aws_sqs",
-        messaging.operation.type = "process",
-        messaging.batch.message_count = event.payload.records.len(),
-        faas.invocation_id = %event.context.request_id,
-    );
+    let span = ports::otel::root_span(None, || {
+        tracing::info_span!(
+            "invocation",
+            otel.name = "events process batch",
+            otel.kind = "consumer",
+            messaging.system = "aws_sqs",
+            messaging.operation.type = "process",
+            messaging.batch.message_count = event.payload.records.len(),
+            faas.invocation_id = %event.context.request_id,
+        )
+    });
     // Lambda's own trace (active tracing), then each record's.
     if let Some(tp) = event
         .context

@@ -31,18 +31,22 @@ impl Worker {
         // A child of the message's trace context (the ingress's send), as
         // OpenTelemetry's messaging conventions have a consumer's process
         // span; made before it is entered, so the parent can still be set.
-        let span = tracing::info_span!(
-            "process",
-            otel.name = "events process",
-            otel.kind = "consumer",
-            messaging.system = self.backend.messaging_system,
-            messaging.operation.type = "process",
-            messaging.message.id = %msg.message_id,
-            event_id = tracing::field::Empty,
-            conversation_id = tracing::field::Empty,
-            receive_count = msg.receive_count,
+        let span = ports::otel::root_span(
+            msg.attributes.get("traceparent").map(String::as_str),
+            || {
+                tracing::info_span!(
+                    "process",
+                    otel.name = "events process",
+                    otel.kind = "consumer",
+                    messaging.system = self.backend.messaging_system,
+                    messaging.operation.type = "process",
+                    messaging.message.id = %msg.message_id,
+                    event_id = tracing::field::Empty,
+                    conversation_id = tracing::field::Empty,
+                    receive_count = msg.receive_count,
+                )
+            },
         );
-        ports::otel::set_parent(&span, msg.attributes.get("traceparent").map(String::as_str));
         self.process_in_span(msg).instrument(span).await
     }
 
