@@ -1000,6 +1000,48 @@ async fn one_webhook_is_one_trace_from_the_ingress_to_the_downstream_request(kin
     serve.stop();
 }
 
+/// Ingress processes scale on their own: three `serve --ingress-only`
+/// processes on one AWS prefix, 100 concurrent posts of one webhook spread
+/// over them, and the shared ledger makes it one message — one 202, every
+/// other answer a 200 duplicate, one message on the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
+async fn three_ingress_processes_take_one_webhook_once() {
+    assert!(aws_enabled(), "{}", ports::aws::SERVERS_NOT_SET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = Store::new("aws", tmp.path());
+    let serves: Vec<Serve> = (0..3)
+        .map(|_| Serve::start(&data, &[("SWITCHYARD_INGRESS_ONLY", "true".to_owned())]))
+        .collect();
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({
+        "ticket_id": "FLEET-1",
+        "message_id": "m-1",
+        "message": "where is my order?",
+    });
+    let posts = (0..100).map(|i| {
+        let (client, url, body) = (client.clone(), serves[i % 3].url.clone(), body.clone());
+        async move { post(&client, &url, body).await }
+    });
+    let mut statuses = futures::future::join_all(posts).await;
+    statuses.sort_unstable();
+    let accepted = statuses.iter().filter(|s| **s == 202).count();
+    let duplicates = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!((accepted, duplicates), (1, 99), "{statuses:?}");
+    let s = status_json(&data);
+    assert_eq!(
+        (
+            s["queue"]["visible"].as_u64(),
+            s["queue"]["in_flight"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{s}"
+    );
+    for serve in serves {
+        serve.stop();
+    }
+}
+
 /// With the collector down — it accepts connections and never answers, so
 /// every export waits out its timeout — the ingress acknowledges as fast as
 /// ever (no ack waits on the exporter: the slowest of 200 stays far below

@@ -38,6 +38,7 @@ use verify::Counts;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   loadtest chaos --backend embedded --kills 50
+  . .local-aws/env && loadtest chaos --backend aws --kills 0 --workers 3 --late-answer-rate 0 --conversations 50 --messages 20
   . .local-aws/env && loadtest chaos --backend aws --kills 50 --kill-min 300ms --kill-max 5s")]
 pub struct ChaosArgs {
     /// Backend serve runs on.
@@ -62,6 +63,14 @@ pub struct ChaosArgs {
     /// SIGKILLs before the queue is left to drain.
     #[arg(long, default_value_t = 10)]
     pub kills: usize,
+    /// serve processes on the one queue: the first takes the traffic and
+    /// the kills; the others only work the queue beside it and are never
+    /// killed. With no kills and no late answers nothing can leave an
+    /// action's outcome unknown, so an unknown outcome or a hand-off the
+    /// rules did not ask for counts as a violation (two processes on one
+    /// conversation at once).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub workers: u32,
     /// Shortest pause between a restart and the next kill.
     #[arg(long, default_value = "300ms")]
     pub kill_min: String,
@@ -148,15 +157,20 @@ async fn run_in(args: &ChaosArgs, work: &Path) -> anyhow::Result<bool> {
         logs: work.to_owned(),
     };
     eprintln!(
-        "chaos: backend={} seed={} run={} kills={} conversations={} work dir {}",
+        "chaos: backend={} seed={} run={} kills={} workers={} conversations={} work dir {}",
         plan.store.name(),
         plan.seed,
         plan.run_id,
         args.kills,
+        args.workers,
         args.conversations,
         work.display()
     );
     spec.init().await?;
+    let mut beside = Vec::new();
+    for n in 1..args.workers {
+        beside.push(spec.start(0, 1000 + n).await?);
+    }
     let (serve, kills, tickets) = traffic_under_kills(args, &plan, &spec, &fake, token).await?;
     let sent_for = started.elapsed();
 
@@ -166,8 +180,13 @@ async fn run_in(args: &ChaosArgs, work: &Path) -> anyhow::Result<bool> {
         .context("opening the backend serve uses")?;
     let drained = crate::checker::drain(&backend, plan.drain_limit).await;
     serve.stop(Duration::from_secs(30)).await;
+    for other in beside {
+        other.stop(Duration::from_secs(30)).await;
+    }
     let rules = conversation::Rules::default_rules()?;
-    let (counts, findings) = verify::check(&backend, &tickets, &fake.requests(), &rules).await?;
+    let quiet_run = args.kills == 0 && args.late_answer_rate == 0.0;
+    let (counts, findings) =
+        verify::check(&backend, &tickets, &fake.requests(), &rules, quiet_run).await?;
     drop(backend);
 
     print_findings(&findings);
@@ -388,7 +407,8 @@ fn summary(
     format!(
         "chaos: backend={backend} kills={kills} acked={} lost={} duplicated={} out_of_order={} \
          double_replies={} over_limit_templates={} missing_outcomes={} dlq={} dlq_without_reason={} \
-         dup_reaccepted={} rejected={} unacked={} unrecorded_writes={} corrupt_streams={} drained={} \
+         dup_reaccepted={} rejected={} unacked={} unrecorded_writes={} corrupt_streams={} \
+         unknown_outcomes={} forced_handoffs={} drained={} \
          (redelivered={} duplicates_sent={} replies={} handed_to_human={} traffic {:.0} s, total {:.0} s) -> {verdict}",
         c.acked,
         c.lost,
@@ -404,6 +424,8 @@ fn summary(
         c.unacked,
         c.unrecorded_writes,
         c.corrupt_streams,
+        c.unknown_outcomes,
+        c.forced_handoffs,
         if drained { "yes" } else { "no" },
         c.redelivered,
         c.duplicates_sent,

@@ -10,6 +10,10 @@
 //! - every action ends completed, suppressed, or failed / unknown *and*
 //!   handed to a human;
 //! - every dead letter carries a reason;
+//! - in a run with nothing that can leave an outcome unknown (no kills, no
+//!   late answers), no action's outcome is unknown and every hand-off is
+//!   one the rules asked for (it follows the `DecisionMade`): anything
+//!   else means two processes worked one conversation at once;
 //! - every stream decodes.
 use std::collections::{BTreeMap, HashMap};
 
@@ -55,6 +59,13 @@ pub struct Counts {
     pub unrecorded_writes: usize,
     /// Streams that cannot be read back (nothing else is checked on them).
     pub corrupt_streams: usize,
+    /// `ActionOutcomeUnknown` events.
+    pub unknown_outcomes: usize,
+    /// Hand-offs that did not come from a decision (an unknown or failed
+    /// outcome, an open breaker).
+    pub forced_handoffs: usize,
+    /// The two counts above are violations (a quiet run).
+    pub outcomes_must_be_known: bool,
     pub replies: usize,
     pub handed_to_human: usize,
 }
@@ -73,6 +84,11 @@ impl Counts {
             + self.unacked
             + self.unrecorded_writes
             + self.corrupt_streams
+            + if self.outcomes_must_be_known {
+                self.unknown_outcomes + self.forced_handoffs
+            } else {
+                0
+            }
     }
 }
 
@@ -82,8 +98,12 @@ pub async fn check(
     tickets: &[TicketLog],
     fake_log: &[LoggedRequest],
     rules: &Rules,
+    outcomes_must_be_known: bool,
 ) -> anyhow::Result<(Counts, Vec<Finding>)> {
-    let mut counts = Counts::default();
+    let mut counts = Counts {
+        outcomes_must_be_known,
+        ..Counts::default()
+    };
     let mut findings = Vec::new();
     let dead = dead_letters(backend, &mut counts, &mut findings).await?;
     let replies = replies_by_ticket(fake_log);
@@ -241,6 +261,7 @@ fn outcomes(
     let mut ends: BTreeMap<String, End> = BTreeMap::new();
     let mut requested = BTreeMap::new();
     let mut handoffs = Vec::new();
+    let mut previous: Option<&EventBody> = None;
     for e in events {
         match &e.body {
             EventBody::DecisionMade(d) => {
@@ -266,12 +287,37 @@ fn outcomes(
                     *end = End::NeedsHuman(e.seq);
                 }
             }
-            EventBody::HandedToHuman { .. } => {
+            EventBody::HandedToHuman { reason } => {
                 counts.handed_to_human += 1;
                 handoffs.push(e.seq);
+                if !matches!(previous, Some(EventBody::DecisionMade(_))) {
+                    counts.forced_handoffs += 1;
+                    if counts.outcomes_must_be_known {
+                        findings.push(found(
+                            "forced_handoffs",
+                            t,
+                            format!(
+                                "seq {}: handed to a human without a decision: {}",
+                                e.seq,
+                                envelope::redact::redact(reason)
+                            ),
+                        ));
+                    }
+                }
             }
             _ => {}
         }
+        if let EventBody::ActionOutcomeUnknown { key } = &e.body {
+            counts.unknown_outcomes += 1;
+            if counts.outcomes_must_be_known {
+                findings.push(found(
+                    "unknown_outcomes",
+                    t,
+                    format!("seq {}: the outcome of {key} is unknown", e.seq),
+                ));
+            }
+        }
+        previous = Some(&e.body);
     }
     for (key, end) in ends {
         let ok = match end {

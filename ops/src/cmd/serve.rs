@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, env = "SWITCHYARD_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
     pub log_format: String,
     /// Run only the ingress (no worker), e.g. when workers run elsewhere.
-    #[arg(long)]
+    #[arg(long, env = "SWITCHYARD_INGRESS_ONLY")]
     pub ingress_only: bool,
 }
 
