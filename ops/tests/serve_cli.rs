@@ -1002,8 +1002,9 @@ async fn one_webhook_is_one_trace_from_the_ingress_to_the_downstream_request(kin
 
 /// Ingress processes scale on their own: three `serve --ingress-only`
 /// processes on one AWS prefix, 100 concurrent posts of one webhook spread
-/// over them, and the shared ledger makes it one message — one 202, every
-/// other answer a 200 duplicate, one message on the queue.
+/// over them (each sender retrying a 503), and the shared ledger makes it
+/// one message — one 202, every other answer a 200 duplicate, one message
+/// on the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
 async fn three_ingress_processes_take_one_webhook_once() {
@@ -1019,9 +1020,21 @@ async fn three_ingress_processes_take_one_webhook_once() {
         "message_id": "m-1",
         "message": "where is my order?",
     });
+    // Each sender retries a 503 (another process is mid-way through the
+    // same webhook and did not finish within the ingress's wait), as
+    // Richpanel retries a failed delivery.
     let posts = (0..100).map(|i| {
         let (client, url, body) = (client.clone(), serves[i % 3].url.clone(), body.clone());
-        async move { post(&client, &url, body).await }
+        async move {
+            for _ in 0..50 {
+                let status = post(&client, &url, body.clone()).await;
+                if status != 503 {
+                    return status;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            503
+        }
     });
     let mut statuses = futures::future::join_all(posts).await;
     statuses.sort_unstable();
@@ -1044,8 +1057,9 @@ async fn three_ingress_processes_take_one_webhook_once() {
 
 /// With the collector down — it accepts connections and never answers, so
 /// every export waits out its timeout — the ingress acknowledges as fast as
-/// ever (no ack waits on the exporter: the slowest of 200 stays far below
-/// the 300 ms export timeout), every acknowledged webhook is processed,
+/// ever (no ack waits on the exporter: the slowest of 200 stays under half
+/// the 3 s export timeout, whatever else loads the host), every
+/// acknowledged webhook is processed,
 /// and the spans that could not be exported are counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_collector_down_acks_keep_their_latency_and_nothing_is_lost() {
@@ -1057,7 +1071,7 @@ async fn with_the_collector_down_acks_keep_their_latency_and_nothing_is_lost() {
         &data,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "300".to_owned()),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000".to_owned()),
             ("OTEL_BSP_SCHEDULE_DELAY", "50".to_owned()),
         ],
     );
@@ -1085,8 +1099,10 @@ async fn with_the_collector_down_acks_keep_their_latency_and_nothing_is_lost() {
     }
     latencies.sort();
     let slowest = latencies[latencies.len() - 1];
+    // An ack that waited on an export would take the 3 s export timeout;
+    // the bound leaves room for a host loaded by other tests.
     assert!(
-        slowest < Duration::from_millis(250),
+        slowest < Duration::from_millis(1500),
         "an ack waited on the exporter: slowest {slowest:?}, median {:?}",
         latencies[latencies.len() / 2]
     );
