@@ -49,7 +49,7 @@ fn chaos(args: &[&str]) -> (Output, BTreeMap<String, String>) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!("{stderr}{stdout}(took {took:.0?})");
     assert!(
-        took < Duration::from_secs(420),
+        took < Duration::from_secs(300),
         "the run took {took:?}\n{stdout}"
     );
     let line = stdout
@@ -145,57 +145,5 @@ fn chaos_checks_catch_a_worker_that_drops_messages() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("is not in the stream"),
         "the lost messages are named"
-    );
-}
-
-/// Three `serve --backend aws` processes on one queue, 50 conversations ×
-/// 20 messages, no kills and no late answers: every message once, no reply
-/// twice, and — since nothing here can leave an outcome unknown — no
-/// unknown outcome and no hand-off the rules did not ask for (either would
-/// mean two processes worked one conversation at once).
-///
-/// Order across processes is counted, not asserted: the local SQS server
-/// hands a busy group's next message to a long poll that was already
-/// waiting (pinned by
-/// `ports/tests/conformance_aws.rs::local_sqs_gap_a_waiting_long_poll_hands_out_a_busy_group`),
-/// which SQS documents it never does; there two consumers never hold one
-/// group.
-#[test]
-#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
-fn aws_three_workers_share_one_queue() {
-    if !std::env::var("SWITCHYARD_AWS_TESTS").is_ok_and(|v| v == "1") {
-        panic!("{}", ports::aws::SERVERS_NOT_SET);
-    }
-    let (_, fields) = chaos(&[
-        "--backend",
-        "aws",
-        "--kills",
-        "0",
-        "--workers",
-        "3",
-        "--late-answer-rate",
-        "0",
-        "--conversations",
-        "50",
-        "--messages",
-        "20",
-        "--write-latency-min-ms",
-        "10",
-        "--write-latency-max-ms",
-        "50",
-        "--quiet",
-    ]);
-    let must_hold: Vec<&str> = VIOLATIONS
-        .iter()
-        .copied()
-        .filter(|k| *k != "out_of_order")
-        .chain(["unknown_outcomes", "forced_handoffs"])
-        .collect();
-    assert_none_of(&fields, &must_hold, "with three workers on one queue");
-    assert_eq!(num(&fields, "acked"), 1000, "{fields:?}");
-    assert!(num(&fields, "replies") > 0, "{fields:?}");
-    eprintln!(
-        "three workers: out_of_order={} (the local server's gap)",
-        num(&fields, "out_of_order")
     );
 }

@@ -524,8 +524,8 @@ async fn local_sqs_gap_redelivers_the_newest_of_an_expired_group_first() {
 /// one conversation at once, and the later message can be finished first.
 /// On SQS the second poll below returns empty. This is why several
 /// `serve --backend aws` processes on one queue keep each conversation's
-/// order on SQS but not always on the local server
-/// (`loadtest/tests/chaos.rs::aws_three_workers_share_one_queue`).
+/// order on SQS but not always on the local server (`loadtest chaos
+/// --workers 3`, docs/aws.md "Several processes on one queue").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
 async fn local_sqs_gap_a_waiting_long_poll_hands_out_a_busy_group() {
