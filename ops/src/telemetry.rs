@@ -43,16 +43,8 @@ pub fn init(format: &str) -> Telemetry {
     } else {
         fmt.compact().with_filter(filter).boxed()
     };
-    let (traces, export) = match ports::otel::layer("switchyard") {
-        Some((t, l)) => (Some(t), Some(l)),
-        None => (None, None),
-    };
-    let _ = tracing_subscriber::registry()
-        .with(log)
-        .with(export)
-        .try_init();
     Telemetry {
         _log: guard,
-        _traces: traces,
+        _traces: ports::otel::install(log, "switchyard"),
     }
 }

@@ -177,6 +177,25 @@ where
     Some((Tracing { provider }, layer))
 }
 
+/// Install `log` and, when the environment turns tracing on, the export
+/// layer (`service` as `service.name`) as the process's subscriber. Does
+/// nothing if the process already has one. Keep the [`Tracing`] returned.
+pub fn install(
+    log: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>,
+    service: &str,
+) -> Option<Tracing> {
+    use tracing_subscriber::prelude::*;
+    let (traces, export) = match layer(service) {
+        Some((t, l)) => (Some(t), Some(l)),
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(log)
+        .with(export)
+        .try_init();
+    traces
+}
+
 /// The sampler `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` name
 /// (the SDK's names and defaults: `parentbased_always_on`; a ratio that is
 /// missing or outside 0..=1 is 1).

@@ -62,15 +62,7 @@ pub fn init_lambda_logs(service: &str) -> Option<crate::otel::Tracing> {
     } else {
         fmt.with_filter(filter).boxed()
     };
-    let (traces, export) = match crate::otel::layer(service) {
-        Some((t, l)) => (Some(t), Some(l)),
-        None => (None, None),
-    };
-    let _ = tracing_subscriber::registry()
-        .with(log)
-        .with(export)
-        .try_init();
-    traces
+    crate::otel::install(log, service)
 }
 
 /// Install the EMF recorder as the process's `metrics` recorder (once; a
