@@ -129,6 +129,10 @@ pub struct DownstreamConfig {
     /// past it the call fails with `RateLimited` and the worker retries the
     /// message later through queue visibility.
     pub max_wait_ms: u64,
+    /// With a fleet's shared buckets (AWS backend): how many processes
+    /// this one assumes share each quota while the shared bucket cannot be
+    /// reached; it then keeps to quota / `fleet_size` on its own.
+    pub fleet_size: u32,
 }
 
 impl Default for DownstreamConfig {
@@ -182,6 +186,9 @@ impl Default for DownstreamConfig {
             kill_switch_floor: None,
             shadow_floor: false,
             max_wait_ms: 5_000,
+            // The worker Lambda's default MaximumConcurrency
+            // (deploy/template.yaml).
+            fleet_size: 5,
         }
     }
 }
@@ -213,7 +220,7 @@ impl DownstreamConfig {
     /// `QUOTA_REQUESTS,QUOTA_PERIOD_MS,QUOTA_BURST}` with `<DS>` one of
     /// `RICHPANEL`, `OPENAI`, `SHOPIFY`; `SWITCHYARD_OPENAI_MODEL`,
     /// `SWITCHYARD_SHOPIFY_API_VERSION`, `SWITCHYARD_FLAG_CACHE_TTL_MS`,
-    /// `SWITCHYARD_DOWNSTREAM_MAX_WAIT_MS`, `SWITCHYARD_KILL_SWITCH`
+    /// `SWITCHYARD_DOWNSTREAM_MAX_WAIT_MS`, `SWITCHYARD_FLEET_SIZE`, `SWITCHYARD_KILL_SWITCH`
     /// (`off|auto_replies|all_writes`), `SWITCHYARD_SHADOW` (`on|off`).
     pub fn with_lookup(
         mut self,
@@ -270,6 +277,9 @@ impl DownstreamConfig {
         if let Some(v) = get("SWITCHYARD_DOWNSTREAM_MAX_WAIT_MS") {
             self.max_wait_ms = parse("SWITCHYARD_DOWNSTREAM_MAX_WAIT_MS", &v)?;
         }
+        if let Some(v) = get("SWITCHYARD_FLEET_SIZE") {
+            self.fleet_size = parse("SWITCHYARD_FLEET_SIZE", &v)?;
+        }
         if let Some(v) = get("SWITCHYARD_KILL_SWITCH") {
             if ports::KillSwitch::parse(&v).is_none() {
                 return Err(ConfigError {
@@ -317,6 +327,12 @@ impl DownstreamConfig {
             {
                 return Err(bad("retry budget percent must be in [0, 1000]"));
             }
+        }
+        if self.fleet_size == 0 {
+            return Err(ConfigError {
+                name: "SWITCHYARD_FLEET_SIZE".into(),
+                problem: "must be at least 1".into(),
+            });
         }
         Ok(())
     }

@@ -42,9 +42,21 @@ struct PerDownstream {
 }
 
 impl Clients {
-    /// Build every stack. Call [`DownstreamConfig::validate`] first
-    /// (`from_env` does): zero quota fields are read as 1.
+    /// Build every stack, each quota this process's alone. Call
+    /// [`DownstreamConfig::validate`] first (`from_env` does): zero quota
+    /// fields are read as 1.
     pub fn new(cfg: DownstreamConfig, flags: Arc<dyn FlagStore>, secrets: Secrets) -> Clients {
+        Clients::with_fleet(cfg, flags, secrets, None)
+    }
+
+    /// [`Self::new`], with every quota shared through `fleet` when there is
+    /// one (the backend's [`ports::Backend::fleet`]).
+    pub fn with_fleet(
+        cfg: DownstreamConfig,
+        flags: Arc<dyn FlagStore>,
+        secrets: Secrets,
+        fleet: Option<Arc<dyn ports::Fleet>>,
+    ) -> Clients {
         let kill_floor = cfg
             .kill_switch_floor
             .as_deref()
@@ -62,7 +74,16 @@ impl Clients {
             .into_iter()
             .map(|ds| {
                 let ep = cfg.endpoint(ds);
-                let limiter = Arc::new(Limiter::new(ds.as_str(), &ep.quota, max_wait));
+                let limiter = Arc::new(match &fleet {
+                    Some(fleet) => Limiter::shared(
+                        ds.as_str(),
+                        &ep.quota,
+                        max_wait,
+                        fleet.clone(),
+                        cfg.fleet_size,
+                    ),
+                    None => Limiter::new(ds.as_str(), &ep.quota, max_wait),
+                });
                 let breaker = Arc::new(Breaker::new(ds, ep.breaker.clone(), Arc::new(TokioClock)));
                 let parts = StackParts {
                     flags: flags.clone(),

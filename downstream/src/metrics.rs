@@ -10,6 +10,9 @@ pub const BUCKET_WAIT_SECONDS: &str = "downstream_bucket_wait_seconds";
 pub const BUCKET_EXHAUSTED: &str = "downstream_bucket_exhausted_total";
 /// Counter: pauses of a bucket after a downstream 429. Labels: `bucket`.
 pub const BUCKET_PAUSED: &str = "downstream_bucket_paused_total";
+/// Counter: takes from the fleet's shared bucket, by `bucket` and `result`
+/// (`granted`, `refused`, `unreachable` — then the local share served).
+pub const BUCKET_FLEET_TAKES: &str = "downstream_bucket_fleet_takes_total";
 /// Gauge: circuit breaker state, 0 closed, 1 half-open, 2 open. Labels:
 /// `downstream`.
 pub const BREAKER_STATE: &str = "downstream_breaker_state";
@@ -55,6 +58,10 @@ pub(crate) fn bucket_exhausted(bucket: &'static str) {
 }
 
 /// `bucket` paused by a 429.
+pub(crate) fn bucket_fleet_take(bucket: &'static str, result: &'static str) {
+    metrics::counter!(BUCKET_FLEET_TAKES, "bucket" => bucket, "result" => result).increment(1);
+}
+
 pub(crate) fn bucket_paused(bucket: &'static str) {
     metrics::counter!(BUCKET_PAUSED, "bucket" => bucket).increment(1);
 }

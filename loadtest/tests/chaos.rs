@@ -147,3 +147,43 @@ fn chaos_checks_catch_a_worker_that_drops_messages() {
         "the lost messages are named"
     );
 }
+
+/// Three `serve --backend aws` processes on one queue, 50 conversations ×
+/// 20 messages, no kills and no late answers: every message once, in
+/// order, no reply twice, and — since nothing here can leave an outcome
+/// unknown — no unknown outcome and no hand-off the rules did not ask for
+/// (either would mean two processes worked one conversation at once).
+#[test]
+#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
+fn aws_three_workers_share_one_queue() {
+    if !std::env::var("SWITCHYARD_AWS_TESTS").is_ok_and(|v| v == "1") {
+        panic!("{}", ports::aws::SERVERS_NOT_SET);
+    }
+    let (_, fields) = chaos(&[
+        "--backend",
+        "aws",
+        "--kills",
+        "0",
+        "--workers",
+        "3",
+        "--late-answer-rate",
+        "0",
+        "--conversations",
+        "50",
+        "--messages",
+        "20",
+        "--write-latency-min-ms",
+        "10",
+        "--write-latency-max-ms",
+        "50",
+        "--quiet",
+    ]);
+    let must_hold: Vec<&str> = VIOLATIONS
+        .iter()
+        .copied()
+        .chain(["unknown_outcomes", "forced_handoffs"])
+        .collect();
+    assert_none_of(&fields, &must_hold, "with three workers on one queue");
+    assert_eq!(num(&fields, "acked"), 1000, "{fields:?}");
+    assert!(num(&fields, "replies") > 0, "{fields:?}");
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{BlobStore, EventStore, FlagStore, Intake, Ledger, Queue, Result, Secrets};
+use crate::{BlobStore, EventStore, FlagStore, Fleet, Intake, Ledger, Queue, Result, Secrets};
 
 /// Every port, behind one cheap-to-clone handle.
 #[derive(Clone, Debug)]
@@ -23,6 +23,9 @@ pub struct Backend {
     pub secrets: Secrets,
     /// Raw emails, limited to the allowed buckets.
     pub blobs: Arc<dyn BlobStore>,
+    /// Leases and quota buckets shared with the other processes on this
+    /// queue; `None` on a backend that is always one process (embedded).
+    pub fleet: Option<Arc<dyn Fleet>>,
     /// One line naming the backend, for logs and `status`.
     pub description: String,
     /// The queue's `messaging.system` in trace spans (OpenTelemetry's

@@ -2,7 +2,7 @@
 //! (SQLite, AWS SDK) into these variants once, inside the adapter.
 
 /// What went wrong in a port call, in port terms.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PortError {
     /// The stream is not at the expected version: someone appended first.
     /// Caller: re-read the stream and decide again (optimistic concurrency).

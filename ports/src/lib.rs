@@ -10,6 +10,7 @@
 //! - `intake.rs` — [`Intake`]: ledger claim + queue send + mark as one call.
 //! - `events.rs` — [`EventStore`]: per-conversation streams + projections.
 //! - `flags.rs` — [`FlagStore`] and the typed view [`Flags`] of its values.
+//! - `fleet.rs` — [`Fleet`]: leases and quota buckets shared by a fleet of processes.
 //! - `secrets.rs` — [`SecretSource`] and the TTL cache [`Secrets`].
 //! - `blobs.rs` — [`BlobStore`]: raw emails referenced by the SES S3 action.
 //! - `backend.rs` — [`Backend`] (the bundle) and [`BackendConfig`].
@@ -27,6 +28,7 @@ pub mod embedded;
 mod error;
 mod events;
 mod flags;
+mod fleet;
 mod intake;
 mod ledger;
 pub mod metrics;
@@ -45,6 +47,7 @@ pub use events::{
     EventStore, MAX_EVENTS, MAX_LOG_KEY_BYTES, NewEvent, StoredEvent, StoredProjection,
 };
 pub use flags::{AuditEntry, FlagSet, FlagStore, Flags, KillSwitch};
+pub use fleet::{BucketState, Fleet, Grant, Rate};
 pub use intake::{ComposedIntake, EnqueueOnce, EnqueueOutcome, Intake};
 pub use ledger::{CreateOutcome, Ledger, LedgerRecord, LedgerState, MAX_KEY_BYTES};
 pub use queue::{

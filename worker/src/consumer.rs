@@ -1,6 +1,8 @@
 //! The receive loop: one loop receives and hands each message group to its
 //! own task (so conversations run in parallel and never two messages of one
-//! conversation at once). Every message a group task holds — the one being
+//! conversation at once — in this process by the set of groups being worked
+//! on, across processes by the conversation's fleet lease, `lease.rs`).
+//! Every message a group task holds — the one being
 //! worked on and the rest of its batch — has its visibility extended until
 //! it is finished; shutdown stops receiving, lets in-flight messages
 //! finish, then returns.
@@ -30,6 +32,7 @@ use tracing::{Instrument as _, error, info, warn};
 
 use crate::Worker;
 use crate::disposition::Disposition;
+use crate::lease::{self, Lease, Taken};
 
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
@@ -208,8 +211,8 @@ impl Loop {
     }
 
     /// Hand one group's batch to its own task (or back to the queue when
-    /// the group is busy or must settle). `false` when no more tasks can
-    /// start (shutting down).
+    /// the group is busy here or elsewhere, or must settle). `false` when
+    /// no more tasks can start (shutting down).
     async fn dispatch(&mut self, group: String, batch: VecDeque<ReceivedMessage>) -> bool {
         let worker = &self.worker;
         if !lock(&self.active).insert(group.clone()) {
@@ -225,11 +228,23 @@ impl Loop {
             return true;
         }
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            lock(&self.active).remove(&group);
             return false;
         };
         let (worker, active, settle) = (worker.clone(), self.active.clone(), self.settle.clone());
         self.tasks.spawn(async move {
-            process_group(&worker, batch, &settle).await;
+            match lease::take(&worker, &group).await {
+                Taken::Held(lease) => {
+                    let lease = lease.map(Arc::new);
+                    process_group(&worker, batch, &settle, lease.clone()).await;
+                    if let Some(lease) = lease {
+                        lease.release().await;
+                    }
+                }
+                // Worked on by another process: back behind it, as when
+                // this process still works on it (above).
+                Taken::Busy => release(&worker, batch.iter(), Duration::from_secs(5)).await,
+            }
             lock(&active).remove(&group);
             drop(permit);
         });
@@ -242,7 +257,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Set the visibility of `messages` (0 = hand back now).
-async fn release<'a>(
+pub(crate) async fn release<'a>(
     worker: &Worker,
     messages: impl Iterator<Item = &'a ReceivedMessage>,
     visibility: Duration,
@@ -271,8 +286,9 @@ fn by_group(messages: Vec<ReceivedMessage>) -> Vec<(String, VecDeque<ReceivedMes
     groups
 }
 
-/// Receipts a task holds, kept invisible by one heartbeat until released.
-/// The heartbeat stops when this is dropped, however the task ends.
+/// Receipts a task holds, kept invisible by one heartbeat until released,
+/// and the conversation's lease, renewed by the same heartbeat. The
+/// heartbeat stops when this is dropped, however the task ends.
 #[derive(Debug)]
 pub(crate) struct Held {
     receipts: Arc<Mutex<Vec<String>>>,
@@ -280,8 +296,9 @@ pub(crate) struct Held {
 }
 
 impl Held {
-    /// Start holding `receipts` (extended every third of the visibility).
-    pub(crate) fn new(worker: &Worker, receipts: Vec<String>) -> Held {
+    /// Start holding `receipts` and `lease` (extended every third of the
+    /// visibility).
+    pub(crate) fn new(worker: &Worker, receipts: Vec<String>, lease: Option<Arc<Lease>>) -> Held {
         let receipts = Arc::new(Mutex::new(receipts));
         let (queue, visibility) = (worker.backend.queue.clone(), worker.config.visibility);
         let held = receipts.clone();
@@ -289,6 +306,9 @@ impl Held {
             let period = (visibility / 3).max(Duration::from_millis(200));
             loop {
                 tokio::time::sleep(period).await;
+                if let Some(lease) = &lease {
+                    lease.renew().await;
+                }
                 let now: Vec<String> = lock(&held).clone();
                 for receipt in now {
                     if let Err(e) = queue.change_visibility(&receipt, visibility).await {
@@ -321,10 +341,12 @@ async fn process_group(
     worker: &Worker,
     mut batch: VecDeque<ReceivedMessage>,
     settle: &Mutex<Settle>,
+    lease: Option<Arc<Lease>>,
 ) {
     let held = Held::new(
         worker,
         batch.iter().map(|msg| msg.receipt.clone()).collect(),
+        lease,
     );
     while let Some(msg) = batch.pop_front() {
         let started = Instant::now();

@@ -3,7 +3,8 @@
 //! Records of one message group are processed in order; after the first
 //! record of a group that does not finish, that record and every later
 //! record of the same group are reported as batch item failures (so FIFO
-//! order holds), while other groups carry on. Requires
+//! order holds), while other groups carry on. A group whose conversation
+//! lease another process holds is handed back whole. Requires
 //! `ReportBatchItemFailures` on the event source mapping.
 use std::collections::BTreeMap;
 
@@ -15,7 +16,8 @@ use ports::ReceivedMessage;
 use tracing::Instrument;
 
 use crate::Worker;
-use crate::consumer::{Applied, Held, apply, process_guarded};
+use crate::consumer::{Applied, Held, apply, process_guarded, release};
+use crate::lease::{self, Taken};
 
 /// Turn a Lambda SQS record into the queue port's message.
 pub fn to_received(r: &SqsMessage) -> ReceivedMessage {
@@ -114,7 +116,18 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
             .unwrap_or_default();
         groups.entry(group).or_default().push(r);
     }
-    let per_group = groups.into_values().map(|records| async move {
+    let per_group = groups.into_iter().map(|(group, records)| async move {
+        let lease = match lease::take(worker, &group).await {
+            Taken::Held(lease) => lease.map(std::sync::Arc::new),
+            Taken::Busy => {
+                // Another process or instance works this conversation: all
+                // of it back, seen again in a few seconds rather than after
+                // the queue's (long) visibility timeout.
+                let msgs: Vec<ReceivedMessage> = records.iter().map(|r| to_received(r)).collect();
+                release(worker, msgs.iter(), std::time::Duration::from_secs(5)).await;
+                return msgs.into_iter().map(|m| m.message_id).collect();
+            }
+        };
         // Every record of the group stays invisible while the invocation
         // works through them (a batch may outlast the visibility timeout).
         let held = Held::new(
@@ -123,6 +136,7 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
                 .iter()
                 .filter_map(|r| r.receipt_handle.clone())
                 .collect(),
+            lease.clone(),
         );
         let mut failed = Vec::new();
         let mut blocked = false;
@@ -141,6 +155,10 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
                 failed.push(id);
             }
             held.release(&msg.receipt);
+        }
+        drop(held);
+        if let Some(lease) = lease {
+            lease.release().await;
         }
         failed
     });

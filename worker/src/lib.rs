@@ -12,6 +12,7 @@
 //! - `consumer.rs` — receive loop, per-group tasks, visibility heartbeat,
 //!   backoff schedule, dead-lettering, graceful shutdown.
 //! - `disposition.rs` — what becomes of a message: done, retry, dead letter.
+//! - `lease.rs` — a conversation's lease across the processes of a fleet.
 //! - `process.rs` — one message: decode, enrich, decide and record,
 //!   perform pending actions.
 //! - `enrich.rs` — fetch the ticket behind a minimal Richpanel webhook, the
@@ -29,6 +30,7 @@ mod disposition;
 mod enrich;
 mod faults;
 pub mod lambda;
+mod lease;
 pub mod metrics;
 mod perform;
 mod process;
@@ -95,6 +97,8 @@ pub struct Worker {
     /// Queue deletes still on their way (see `consumer::apply`); waited for
     /// at shutdown and at the end of a Lambda batch.
     pub deletes: tokio_util::task::TaskTracker,
+    /// This process's name as a holder of conversation leases (random).
+    pub instance: Arc<str>,
 }
 
 impl Worker {
@@ -108,6 +112,7 @@ impl Worker {
             normalize: envelope::NormalizeConfig::default(),
             faults: Arc::default(),
             deletes: tokio_util::task::TaskTracker::new(),
+            instance: format!("{:032x}", rand::random::<u128>()).into(),
         }
     }
 }
@@ -124,10 +129,11 @@ pub async fn from_env(
         Ok(path) if !path.is_empty() => Rules::load(std::path::Path::new(&path))?,
         _ => Rules::default_rules()?,
     };
-    let downstreams = Clients::new(
+    let downstreams = Clients::with_fleet(
         downstream::DownstreamConfig::from_env()?,
         backend.flags.clone(),
         backend.secrets.clone(),
+        backend.fleet.clone(),
     );
     Ok(Worker::new(
         backend,

@@ -16,6 +16,9 @@ pub const RECEIVE_BATCH: &str = "worker_receive_batch";
 pub const GROUPS_SETTLED_TOTAL: &str = "worker_groups_settled_total";
 /// Panics caught while processing a message (each dead-letters it).
 pub const PANICS_TOTAL: &str = "worker_panics_total";
+/// Group batches handed back because another process held the
+/// conversation's fleet lease.
+pub const GROUPS_BUSY_ELSEWHERE_TOTAL: &str = "worker_groups_busy_elsewhere_total";
 
 pub(crate) fn message_finished(outcome: &'static str) {
     metrics::counter!(MESSAGES_TOTAL, "outcome" => outcome).increment(1);
@@ -35,6 +38,10 @@ pub(crate) fn received(messages: usize) {
 
 pub(crate) fn group_settled() {
     metrics::counter!(GROUPS_SETTLED_TOTAL).increment(1);
+}
+
+pub(crate) fn group_busy_elsewhere() {
+    metrics::counter!(GROUPS_BUSY_ELSEWHERE_TOTAL).increment(1);
 }
 
 pub(crate) fn panicked() {

@@ -307,3 +307,76 @@ async fn a_long_batch_stays_hidden_and_is_deleted_before_the_handler_returns() {
         "finished records still on the queue when the handler returned"
     );
 }
+
+/// A batch whose conversation another process holds (its fleet lease): the
+/// invocation touches none of it, reports all of it failed, and hands it
+/// back for a few seconds rather than the queue's long visibility timeout;
+/// other conversations in the batch are processed. AWS only (the fleet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
+async fn a_group_leased_elsewhere_is_reported_failed_and_back_soon() {
+    assert!(aws_enabled(), "{}", ports::aws::SERVERS_NOT_SET);
+    let h = harness(
+        "aws",
+        FakeConfig {
+            richpanel_quota: None,
+            ..FakeConfig::default()
+        },
+    )
+    .await;
+    let fleet = h.backend.fleet.clone().expect("aws has a fleet");
+    assert!(
+        fleet
+            .lease("T-held", "another-process", Duration::from_secs(60))
+            .await
+            .expect("lease")
+    );
+    enqueue(&h.backend, &envelope("T-held", "m-1", "first")).await;
+    enqueue(&h.backend, &envelope("T-free", "m-2", "other conversation")).await;
+    let mut received = Vec::new();
+    for _ in 0..10 {
+        received.extend(
+            h.backend
+                .queue
+                .receive(10, Duration::from_secs(120), Duration::from_millis(500))
+                .await
+                .expect("receive"),
+        );
+        if received.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(received.len(), 2);
+    let held = received
+        .iter()
+        .find(|m| m.group_id == "T-held")
+        .expect("held")
+        .clone();
+    let response =
+        worker::lambda::handle_batch(&h.worker, batch(received.iter().map(record).collect())).await;
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, std::slice::from_ref(&held.message_id));
+    assert!(
+        events(&h.backend, "T-held").await.is_empty(),
+        "touched while held elsewhere"
+    );
+    assert!(
+        !events(&h.backend, "T-free").await.is_empty(),
+        "the other conversation went on"
+    );
+    // Back on the queue in seconds, not after the 120 s visibility.
+    eventually(Duration::from_secs(15), "handed back", || async {
+        let got = h
+            .backend
+            .queue
+            .receive(1, Duration::from_secs(30), Duration::from_secs(1))
+            .await
+            .unwrap_or_default();
+        got.iter().any(|m| m.message_id == held.message_id)
+    })
+    .await;
+}

@@ -556,3 +556,55 @@ async fn a_message_failing_on_its_last_delivery_is_dead_lettered_with_its_reason
         dead[0].reason
     );
 }
+
+/// Another process holds the conversation's fleet lease (it is still
+/// working on it, say after its message's visibility ran out): this
+/// worker receives the conversation's message but does not touch it until
+/// the lease is released, then processes it once. AWS only: the embedded
+/// backend is one process and has no fleet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
+async fn a_conversation_leased_elsewhere_waits_for_its_holder() {
+    assert!(common::aws_enabled(), "{}", ports::aws::SERVERS_NOT_SET);
+    let mut h = harness("aws", quiet_fake()).await;
+    let counting = CountingQueue::wrap(&mut h.backend);
+    h.worker.backend = h.backend.clone();
+    let fleet = h.backend.fleet.clone().expect("aws has a fleet");
+    let stream = "T-leased";
+    let other = "another-process";
+    assert!(
+        fleet
+            .lease(stream, other, Duration::from_secs(60))
+            .await
+            .expect("lease")
+    );
+    let counting_before = h.fake.requests().len();
+    enqueue(&h.backend, &envelope(stream, "m-1", "where is my order")).await;
+    let (stop, task) = spawn_worker(&h.worker);
+    // Received (and handed back) twice: the worker saw it and let it be.
+    eventually(Duration::from_secs(40), "delivered twice", || async {
+        counting.deliveries.lock().map(|d| d.len()).unwrap_or(0) >= 2
+    })
+    .await;
+    assert!(
+        message_ids(&h, stream).await.is_empty(),
+        "worked on while another process held the conversation"
+    );
+    assert_eq!(
+        h.fake.requests().len(),
+        counting_before,
+        "no downstream call"
+    );
+    assert!(!drained(&h.backend).await, "the message waits on the queue");
+    fleet.release(stream, other).await.expect("release");
+    wait_drained(&h.backend, Duration::from_secs(30)).await;
+    stop_worker(stop, task).await;
+    assert_eq!(message_ids(&h, stream).await, ["m-1"]);
+    // The worker gave its own lease up when it finished.
+    assert!(
+        fleet
+            .lease(stream, other, Duration::from_secs(1))
+            .await
+            .expect("lease")
+    );
+}

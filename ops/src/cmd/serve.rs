@@ -101,10 +101,11 @@ impl App {
         };
         let backend = backend_args.open().await?;
         let downstream_cfg = DownstreamConfig::from_env().context("downstream configuration")?;
-        let downstreams = Clients::new(
+        let downstreams = Clients::with_fleet(
             downstream_cfg,
             backend.flags.clone(),
             backend.secrets.clone(),
+            backend.fleet.clone(),
         );
         let ingress_cfg = ingress::IngressConfig::from_env().context("ingress configuration")?;
         let token_generated = ingress::ensure_token(&backend)

@@ -22,7 +22,12 @@ where
         // Timeouts, connection failures, unreadable responses: transient.
         _ => return PortError::Unavailable(detail),
     }
-    match err.code().unwrap_or_default() {
+    from_code(err.code().unwrap_or_default(), detail)
+}
+
+/// A service error code (of a call, or of one entry of a batch call).
+pub(crate) fn from_code(code: &str, detail: String) -> PortError {
+    match code {
         "ConditionalCheckFailedException" => PortError::ConditionFailed(detail),
         "ReceiptHandleIsInvalid"
         | "MessageNotInflight"

@@ -17,6 +17,7 @@
 //! - `ledger.rs` — [`crate::Ledger`] on a DynamoDB table.
 //! - `events.rs` — [`crate::EventStore`] on a DynamoDB table (`TransactWriteItems`).
 //! - `flags.rs` — [`crate::FlagStore`] on a DynamoDB table.
+//! - `fleet.rs` — [`crate::Fleet`] (leases, shared buckets) on a DynamoDB table.
 //! - `secrets.rs` — [`crate::SecretSource`] on Secrets Manager.
 //! - `blobs.rs` — [`crate::BlobStore`] on S3.
 //! - `local.rs` — whether the local AWS-protocol servers of the tests are there.
@@ -26,6 +27,7 @@ mod dlq;
 mod error;
 mod events;
 mod flags;
+mod fleet;
 mod item;
 mod ledger;
 mod local;
@@ -57,6 +59,8 @@ pub struct Names {
     pub log_table: String,
     /// Flags + audit trail: `<prefix>-flags`.
     pub flags_table: String,
+    /// Conversation leases + shared quota buckets: `<prefix>-fleet`.
+    pub fleet_table: String,
     /// Secrets Manager names are `<prefix>/<name>`.
     pub secret_prefix: String,
 }
@@ -82,6 +86,7 @@ impl Names {
             ledger_table: format!("{prefix}-ledger"),
             log_table: format!("{prefix}-log"),
             flags_table: format!("{prefix}-flags"),
+            fleet_table: format!("{prefix}-fleet"),
             secret_prefix: prefix.to_owned(),
         })
     }
@@ -129,13 +134,14 @@ impl Clients {
 pub async fn open(s: &AwsSettings) -> Result<Backend> {
     let names = Names::new(&s.prefix)?;
     let clients = Clients::from_env().await;
-    // Five independent checks; concurrently, for Lambda cold starts.
-    let (queue_url, dlq_url, (), (), ()) = futures::try_join!(
+    // Six independent checks; concurrently, for Lambda cold starts.
+    let (queue_url, dlq_url, (), (), (), ()) = futures::try_join!(
         sqs::queue_url(&clients.sqs, &names.queue),
         sqs::queue_url(&clients.sqs, &names.dlq),
         provision::require_table(&clients.ddb, &names.ledger_table),
         provision::require_table(&clients.ddb, &names.log_table),
         provision::require_table(&clients.ddb, &names.flags_table),
+        provision::require_table(&clients.ddb, &names.fleet_table),
     )?;
     let source = secrets::AwsSecrets::new(
         clients.secrets.clone(),
@@ -173,6 +179,10 @@ pub async fn open(s: &AwsSettings) -> Result<Backend> {
             Arc::new(blobs::AwsBlobs::new(clients.s3.clone())),
             s.raw_mail_buckets.clone(),
         )),
+        fleet: Some(Arc::new(fleet::AwsFleet::new(
+            clients.ddb.clone(),
+            &names.fleet_table,
+        ))),
         messaging_system: "aws_sqs",
         description: format!(
             "aws (sqs {}, dynamodb {}-*, max receives {})",

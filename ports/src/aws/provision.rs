@@ -9,6 +9,7 @@
 //! | `<prefix>-ledger` | PAY_PER_REQUEST, key `pk` (S), TTL on `ttl` |
 //! | `<prefix>-log` | PAY_PER_REQUEST, key `pk` (S) + `sk` (N), GSI `streams` (`stream` S, keys only) |
 //! | `<prefix>-flags` | PAY_PER_REQUEST, key `pk` (S) + `sk` (N) |
+//! | `<prefix>-fleet` | PAY_PER_REQUEST, key `pk` (S), TTL on `ttl` |
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
@@ -35,8 +36,8 @@ pub const FIFO_THROUGHPUT_LIMIT: &str = "perMessageGroupId";
 pub const QUEUE_RETENTION_SECS: u32 = 345_600;
 /// DLQ retention: 14 days, the SQS maximum, so dead letters wait for a human.
 pub const DLQ_RETENTION_SECS: u32 = 1_209_600;
-/// The ledger's TTL attribute (epoch seconds).
-pub const LEDGER_TTL_ATTRIBUTE: &str = "ttl";
+/// The TTL attribute of the ledger and fleet tables (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "ttl";
 /// How long to wait for a new table to become ACTIVE.
 const TABLE_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -74,7 +75,16 @@ pub async fn provision(s: &AwsSettings) -> Result<Vec<String>> {
         &mut report,
     )
     .await?;
-    ensure_table(&c, &names.flags_table, &[pk, sk], false, &mut report).await?;
+    ensure_table(
+        &c,
+        &names.flags_table,
+        &[pk.clone(), sk],
+        false,
+        &mut report,
+    )
+    .await?;
+    ensure_table(&c, &names.fleet_table, &[pk], false, &mut report).await?;
+    ensure_ttl(&c, &names.fleet_table, &mut report).await?;
     Ok(report)
 }
 
@@ -385,9 +395,9 @@ async fn ensure_ttl(c: &Clients, table: &str, report: &mut Vec<String>) -> Resul
     let on = matches!(
         desc.and_then(|d| d.time_to_live_status()),
         Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-    ) && desc.and_then(|d| d.attribute_name()) == Some(LEDGER_TTL_ATTRIBUTE);
+    ) && desc.and_then(|d| d.attribute_name()) == Some(TTL_ATTRIBUTE);
     if on {
-        report.push(format!("exists ttl {table}.{LEDGER_TTL_ATTRIBUTE}"));
+        report.push(format!("exists ttl {table}.{TTL_ATTRIBUTE}"));
         return Ok(());
     }
     c.ddb
@@ -397,13 +407,13 @@ async fn ensure_ttl(c: &Clients, table: &str, report: &mut Vec<String>) -> Resul
             "ttl specification",
             TimeToLiveSpecification::builder()
                 .enabled(true)
-                .attribute_name(LEDGER_TTL_ATTRIBUTE)
+                .attribute_name(TTL_ATTRIBUTE)
                 .build(),
         )?)
         .send()
         .await
         .map_err(|e| from_sdk(&format!("enable ttl on {table}"), e))?;
-    report.push(format!("enabled ttl {table}.{LEDGER_TTL_ATTRIBUTE}"));
+    report.push(format!("enabled ttl {table}.{TTL_ATTRIBUTE}"));
     Ok(())
 }
 

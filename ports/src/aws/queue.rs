@@ -103,7 +103,7 @@ impl Queue for AwsQueue {
     }
 
     async fn delete(&self, receipt: &str) -> Result<()> {
-        self.delete_from(&self.url, receipt).await
+        self.delete_batched(receipt).await
     }
 
     async fn change_visibility(&self, receipt: &str, visibility: Duration) -> Result<()> {

@@ -2,7 +2,14 @@
 //! and delete calls the queue and its DLQ tools share, and how a received
 //! message and its attributes read (the bookkeeping attributes the DLQ
 //! adds included). The queue semantics are in the docs of `queue.rs`.
+//!
+//! Deletes of the main queue are batched without waiting: a delete that
+//! finds none in flight sends its own; deletes that arrive meanwhile wait
+//! and go out together, up to 10 per `DeleteMessageBatch`, as soon as the
+//! call before them returns. One at a time they cost what a
+//! `DeleteMessage` does; under load one call serves many.
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
@@ -12,7 +19,7 @@ use aws_sdk_sqs::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::error::{built, from_sdk};
+use super::error::{built, from_code, from_sdk};
 use super::item::from_millis;
 use crate::queue::ATTR_DLQ_REASON;
 use crate::{PortError, ReceivedMessage, Result};
@@ -41,6 +48,28 @@ pub(crate) struct AwsQueue {
     pub(super) url: String,
     pub(super) dlq_url: String,
     pub(super) max_receive_count: u32,
+    deletes: Arc<Mutex<Deletes>>,
+}
+
+/// Deletes waiting for the main queue's next batch call.
+#[derive(Debug, Default)]
+struct Deletes {
+    waiting: Vec<(String, tokio::sync::oneshot::Sender<Result<()>>)>,
+    /// A caller is sending batches (and sends these next).
+    sending: bool,
+}
+
+/// SQS's most entries per batch call.
+const MAX_BATCH: usize = 10;
+
+/// Clears `sending` if the sending caller is dropped mid-call, so the
+/// next delete sends what waits.
+struct Sending<'a>(&'a Mutex<Deletes>);
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).sending = false;
+    }
 }
 
 /// The queue URL of `name`, or `NotFound` telling the operator to run init.
@@ -155,6 +184,94 @@ impl AwsQueue {
             url,
             dlq_url,
             max_receive_count,
+            deletes: Arc::default(),
+        }
+    }
+
+    /// Delete `receipt` from the main queue, batched with the deletes
+    /// waiting beside it (see the module docs).
+    pub(super) async fn delete_batched(&self, receipt: &str) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let send = {
+            let mut d = self.deletes.lock().unwrap_or_else(|e| e.into_inner());
+            d.waiting.push((receipt.to_owned(), tx));
+            !std::mem::replace(&mut d.sending, true)
+        };
+        if send {
+            let _sending = Sending(&self.deletes);
+            loop {
+                let batch: Vec<_> = {
+                    let mut d = self.deletes.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = d.waiting.len().min(MAX_BATCH);
+                    d.waiting.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                self.send_deletes(batch).await;
+            }
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(PortError::Unavailable(
+                "sqs delete: batch call dropped".into(),
+            ))
+        })
+    }
+
+    /// One call for `batch`, each waiting delete told its own result.
+    async fn send_deletes(&self, batch: Vec<(String, tokio::sync::oneshot::Sender<Result<()>>)>) {
+        if let [(receipt, _)] = batch.as_slice() {
+            let result = self.delete_from(&self.url, receipt).await;
+            if let Some((_, tx)) = batch.into_iter().next() {
+                let _ = tx.send(result);
+            }
+            return;
+        }
+        let mut req = self.sqs.delete_message_batch().queue_url(&self.url);
+        for (i, (receipt, _)) in batch.iter().enumerate() {
+            match built(
+                "sqs delete batch entry",
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .build(),
+            ) {
+                Ok(entry) => req = req.entries(entry),
+                Err(e) => {
+                    for (_, tx) in batch {
+                        let _ = tx.send(Err(e.clone()));
+                    }
+                    return;
+                }
+            }
+        }
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = stale_receipt(from_sdk("sqs delete batch", e));
+                for (_, tx) in batch {
+                    let _ = tx.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        let mut failed: HashMap<String, PortError> = out
+            .failed()
+            .iter()
+            .map(|f| {
+                let detail = format!(
+                    "sqs delete: {} ({})",
+                    f.message().unwrap_or_default(),
+                    f.code()
+                );
+                (
+                    f.id().to_owned(),
+                    stale_receipt(from_code(f.code(), detail)),
+                )
+            })
+            .collect();
+        for (i, (_, tx)) in batch.into_iter().enumerate() {
+            let _ = tx.send(failed.remove(&i.to_string()).map_or(Ok(()), Err));
         }
     }
 

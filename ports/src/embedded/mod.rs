@@ -81,6 +81,7 @@ pub async fn open_tuned(s: &EmbeddedSettings, tuning: Tuning) -> Result<Backend>
             Arc::new(files::DirBlobs::new(dir.join("blobs"))),
             s.raw_mail_buckets.clone(),
         )),
+        fleet: None,
         messaging_system: "switchyard_sqlite",
         description: format!(
             "embedded SQLite at {} (WAL, synchronous=FULL, group commit of up to {})",
