@@ -91,6 +91,10 @@ pub struct CallContext {
     /// True when the write puts a message in front of the customer (a public
     /// reply): stopped by `kill-switch=auto_replies` and by safe mode.
     pub customer_facing: bool,
+    /// Decided in shadow mode: the write is shadowed whatever the flags
+    /// say by the time it is made, so the caller may record its request
+    /// and its outcome together (nothing leaves before either is durable).
+    pub shadow: bool,
 }
 
 /// A credential header. Its `Debug` never shows the value.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CPU per webhook on the AWS backend, switchyard beside the Python peer
-# (Powertools idempotency + SqsFifoPartialProcessor, ../shared/bench or
+# (Powertools idempotency + SqsFifoPartialProcessor, loadtest/bench/peer or
 # BENCH_PEER=path/to/peer_pipeline.py), in one run on the same local
 # servers and the same workload: N Richpanel webhooks ("where is my order
 # #…", 50 conversations) sent one at a time, then drained. CPU is each
@@ -19,7 +19,7 @@ N="${1:-500}"
 ROUNDS="${2:-1}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN="$ROOT/target/release/switchyard"
-PEER="${BENCH_PEER:-$ROOT/../shared/bench/peer_pipeline.py}"
+PEER="${BENCH_PEER:-$ROOT/loadtest/bench/peer/peer_pipeline.py}"
 [[ -f "$PEER" ]] || { echo "peer not found: $PEER (set BENCH_PEER)" >&2; exit 2; }
 [[ -f "$ROOT/.local-aws/env" ]] || { echo "run scripts/local-aws/start first" >&2; exit 2; }
 # shellcheck disable=SC1091

@@ -9,6 +9,7 @@
 #   loadtest/bench/quota_drain.sh aws 3 500          # 3 workers, shared bucket in DynamoDB
 #   loadtest/bench/quota_drain.sh embedded 1 500     # one process, local bucket
 #   WINDOW_MS=5000 loadtest/bench/quota_drain.sh aws 3 500   # the same 50, every 5 s
+#   REQUESTS_OUT=requests.json …                              # keep the fake's request log
 #
 # The workers keep the production bucket shape (48 per window, burst 2)
 # with the window set to WINDOW_MS. AWS: needs scripts/local-aws/start.
@@ -88,6 +89,8 @@ print(sum(1 for r in json.load(sys.stdin) if r["method"] == "PUT" and r["status"
   sleep 2
 done
 elapsed=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
+# REQUESTS_OUT=file keeps the fake's request log (method, path, status, at_ms).
+[[ -n "${REQUESTS_OUT:-}" ]] && curl -sf "$FAKE/_fake/requests" > "$REQUESTS_OUT"
 curl -sf "$FAKE/_fake/requests" | python3 -c "
 import json, sys
 log = [r for r in json.load(sys.stdin) if r['path'].startswith('/v1/tickets') or r['path'].startswith('/v1/order')]

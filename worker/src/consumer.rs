@@ -233,7 +233,8 @@ impl Loop {
         };
         let (worker, active, settle) = (worker.clone(), self.active.clone(), self.settle.clone());
         self.tasks.spawn(async move {
-            match lease::take(&worker, &group).await {
+            let first_count = batch.front().map_or(1, |m| m.receive_count);
+            match lease::take(&worker, &group, first_count).await {
                 Taken::Held(lease) => {
                     let lease = lease.map(Arc::new);
                     process_group(&worker, batch, &settle, lease.clone()).await;

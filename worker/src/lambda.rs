@@ -117,7 +117,12 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
         groups.entry(group).or_default().push(r);
     }
     let per_group = groups.into_iter().map(|(group, records)| async move {
-        let lease = match lease::take(worker, &group).await {
+        let first_count = records
+            .first()
+            .and_then(|r| r.attributes.get("ApproximateReceiveCount"))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        let lease = match lease::take(worker, &group, first_count).await {
             Taken::Held(lease) => lease.map(std::sync::Arc::new),
             Taken::Busy => {
                 // Another process or instance works this conversation: all

@@ -8,12 +8,14 @@ use tracing::{info, warn};
 
 use crate::Worker;
 
-/// Perform `action` (idempotency key `key`) on Richpanel.
+/// Perform `action` (idempotency key `key`) on Richpanel; `shadow`: decided
+/// in shadow mode, so shadowed whatever the flags say by now.
 pub(crate) async fn perform(
     worker: &Worker,
     state: &Conversation,
     key: &str,
     action: &Action,
+    shadow: bool,
 ) -> Outcome {
     let ctx = CallContext {
         idempotency_key: key.to_owned(),
@@ -23,6 +25,7 @@ pub(crate) async fn perform(
             Action::AddTags { .. } => None,
         },
         customer_facing: action.customer_facing(),
+        shadow,
     };
     let rp = worker.downstreams.richpanel();
     let result = match action {

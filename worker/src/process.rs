@@ -1,6 +1,11 @@
 //! One message, start to finish: decode → load its conversation → enrich →
 //! for each message it stands for: decide and append (atomically), then
 //! perform its actions, each outcome appended before the next request.
+//! A message decided in shadow mode makes no downstream write (its calls
+//! carry `CallContext::shadow`, which the safety stack shadows whatever
+//! the flags say by then), so its request-before-call appends are not
+//! needed: the message, its decision and every action's request and
+//! outcome are one append.
 //!
 //! Resuming: everything is keyed by ids that are stable across deliveries
 //! (envelope event id, action keys), so a redelivered message skips what
@@ -113,8 +118,29 @@ impl Worker {
             log.flush_or_resume(events, env.event_id.as_str()).await?;
         }
         for incoming in &enriched.messages {
-            let requested_now = self.record_and_decide(&mut log, env, incoming).await?;
-            if let ControlFlow::Break(d) = self.perform_pending(&mut log, requested_now).await? {
+            let shadow = self.shadow_now().await;
+            let requested_now = self
+                .record_and_decide(&mut log, env, incoming, shadow)
+                .await?;
+            let step = self
+                .perform_pending(&mut log, requested_now, shadow)
+                .await?;
+            if shadow
+                && log
+                    .flush_or_resume(self.backend.events.as_ref(), &incoming.event_id)
+                    .await?
+            {
+                // Recorded before, by another delivery: what it left open
+                // is resumed from the log (nothing was sent meanwhile).
+                if let ControlFlow::Break(d) = self
+                    .perform_pending(&mut log, HashSet::new(), shadow)
+                    .await?
+                {
+                    return Ok(ControlFlow::Break(d));
+                }
+                continue;
+            }
+            if let ControlFlow::Break(d) = step {
                 return Ok(ControlFlow::Break(d));
             }
         }
@@ -122,7 +148,8 @@ impl Worker {
     }
 
     /// Record one incoming message with its decision (and the first
-    /// action's request) in one append. Returns the keys whose request this
+    /// action's request) in one append — staged only, for the caller's
+    /// one append, when `shadow`. Returns the keys whose request this
     /// delivery recorded. A message already folded into the projection is
     /// resumed, not re-decided. One that is not may still be in the log
     /// under its event id (no message id to look up): the append then
@@ -134,6 +161,7 @@ impl Worker {
         log: &mut ConversationLog,
         env: &envelope::Envelope,
         incoming: &Incoming,
+        shadow: bool,
     ) -> Result<HashSet<String>, LogError> {
         let mut requested_now = HashSet::new();
         if incoming
@@ -144,7 +172,7 @@ impl Worker {
             debug!("message already in the log: resuming its actions");
             return Ok(requested_now);
         }
-        let decided = self.decide(log, incoming).await;
+        let decided = self.decide(log, incoming, shadow).await;
         let (intent, route, actions) = (
             decided.decision.intent.clone(),
             decided.decision.route.clone(),
@@ -162,9 +190,10 @@ impl Worker {
             }]);
             requested_now.insert(key);
         }
-        if log
-            .flush_or_resume(self.backend.events.as_ref(), &incoming.event_id)
-            .await?
+        if !shadow
+            && log
+                .flush_or_resume(self.backend.events.as_ref(), &incoming.event_id)
+                .await?
         {
             // Recorded before (a redelivery, or another delivery first):
             // resume from the log.
@@ -180,7 +209,19 @@ impl Worker {
         Ok(requested_now)
     }
 
-    async fn decide(&self, log: &ConversationLog, incoming: &Incoming) -> conversation::Decided {
+    /// Whether Richpanel writes decided now are shadowed (the `shadow` flag,
+    /// or no Richpanel credentials).
+    async fn shadow_now(&self) -> bool {
+        self.downstreams.flags().await.shadow
+            || self.downstreams.shadowed(downstream::Downstream::Richpanel)
+    }
+
+    async fn decide(
+        &self,
+        log: &ConversationLog,
+        incoming: &Incoming,
+        shadow: bool,
+    ) -> conversation::Decided {
         let model = if self.config.use_model
             && incoming.author == conversation::Author::Customer
             && !incoming.text.is_empty()
@@ -189,8 +230,6 @@ impl Worker {
         } else {
             None
         };
-        let flags = self.downstreams.flags().await;
-        let shadow = flags.shadow || self.downstreams.shadowed(downstream::Downstream::Richpanel);
         let facts = MessageFacts {
             event_id: &incoming.event_id,
             conversation_id: &log.name,
@@ -240,11 +279,13 @@ impl Worker {
     /// An outcome shares its append with the next action's request, and
     /// every request is durable before its call is made. `requested_now`:
     /// keys whose request is already recorded by this delivery (not an
-    /// interrupted earlier attempt).
+    /// interrupted earlier attempt). `shadow`: the calls are shadowed, so
+    /// everything stays staged for the caller's one append.
     async fn perform_pending(
         &self,
         log: &mut ConversationLog,
         mut requested_now: HashSet<String>,
+        shadow: bool,
     ) -> Result<Step, LogError> {
         let events = self.backend.events.as_ref();
         while let Some((key, pending)) = next_pending(&log.state, &log.causation) {
@@ -262,16 +303,22 @@ impl Worker {
                 }]);
             }
             // Recorded as requested before it is performed.
-            log.flush(events).await?;
+            if !shadow {
+                log.flush(events).await?;
+            }
             let next = self
-                .perform_one(log, &key, &pending, &mut requested_now)
+                .perform_one(log, &key, &pending, &mut requested_now, shadow)
                 .await?;
             if let Next::RetryLater { after, reason } = next {
-                log.flush(events).await?;
+                if !shadow {
+                    log.flush(events).await?;
+                }
                 return Ok(ControlFlow::Break(Disposition::Retry { after, reason }));
             }
         }
-        log.flush(events).await?;
+        if !shadow {
+            log.flush(events).await?;
+        }
         Ok(ControlFlow::Continue(()))
     }
 
@@ -283,8 +330,9 @@ impl Worker {
         key: &str,
         pending: &PendingAction,
         requested_now: &mut HashSet<String>,
+        shadow: bool,
     ) -> Result<Next, LogError> {
-        let outcome = crate::perform::perform(self, &log.state, key, &pending.action).await;
+        let outcome = crate::perform::perform(self, &log.state, key, &pending.action, shadow).await;
         if matches!(outcome, conversation::Outcome::Completed { .. })
             && self.faults.take_crash(pending.action.customer_facing())
         {

@@ -557,6 +557,43 @@ async fn a_message_failing_on_its_last_delivery_is_dead_lettered_with_its_reason
     );
 }
 
+/// A first delivery makes no lease call when it is done before the first
+/// heartbeat; one that runs longer takes the lease at that heartbeat,
+/// renews it, and gives it up when done. AWS only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "AWS protocol: needs the local servers; scripts/test starts them"]
+async fn a_first_delivery_takes_its_lease_only_when_it_runs_long() {
+    assert!(common::aws_enabled(), "{}", ports::aws::SERVERS_NOT_SET);
+    for (latency_ms, visibility, stream) in [(0, 30, "T-quick"), (1200, 2, "T-long")] {
+        let mut h = harness(
+            "aws",
+            FakeConfig {
+                latency_ms,
+                ..quiet_fake()
+            },
+        )
+        .await;
+        let fleet = RecordingFleet::wrap(&mut h.backend);
+        h.worker.backend = h.backend.clone();
+        h.worker.config.visibility = Duration::from_secs(visibility);
+        enqueue(&h.backend, &envelope(stream, "m-1", "where is my order")).await;
+        let (stop, task) = spawn_worker(&h.worker);
+        wait_drained(&h.backend, Duration::from_secs(60)).await;
+        stop_worker(stop, task).await;
+        assert_eq!(message_ids(&h, stream).await, ["m-1"]);
+        let calls = fleet.calls_for(stream);
+        let me = h.worker.instance.to_string();
+        if latency_ms == 0 {
+            assert_eq!(calls, [], "a quick first delivery needs no lease");
+        } else {
+            assert!(calls.len() >= 3, "taken, renewed, released: {calls:?}");
+            assert!(calls.iter().all(|(owner, _)| *owner == me), "{calls:?}");
+            assert_eq!(calls.first().map(|c| c.1), Some("lease"), "{calls:?}");
+            assert_eq!(calls.last().map(|c| c.1), Some("release"), "{calls:?}");
+        }
+    }
+}
+
 /// Another process holds the conversation's fleet lease (it is still
 /// working on it, say after its message's visibility ran out): this
 /// worker receives the conversation's message but does not touch it until
@@ -580,6 +617,10 @@ async fn a_conversation_leased_elsewhere_waits_for_its_holder() {
     );
     let counting_before = h.fake.requests().len();
     enqueue(&h.backend, &envelope(stream, "m-1", "where is my order")).await;
+    // The other process received it first and its visibility ran out: what
+    // this worker gets is a redelivery (a first delivery cannot be held
+    // elsewhere, see worker/src/lease.rs).
+    let_a_delivery_lapse(counting.inner.as_ref()).await;
     let (stop, task) = spawn_worker(&h.worker);
     // Received (and handed back) twice: the worker saw it and let it be.
     eventually(Duration::from_secs(40), "delivered twice", || async {

@@ -143,6 +143,7 @@ pub(crate) mod testing {
                 channel: Some("email".into()),
                 template: Some("faq_order".into()),
                 customer_facing,
+                shadow: false,
             }),
             auth: Some(crate::Auth {
                 header: "x-richpanel-key",

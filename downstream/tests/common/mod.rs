@@ -59,6 +59,7 @@ pub fn ctx(key: &str) -> CallContext {
         channel: Some("email".into()),
         template: None,
         customer_facing: false,
+        shadow: false,
     }
 }
 

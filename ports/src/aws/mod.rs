@@ -39,6 +39,7 @@ mod sqs;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
 
 use crate::{AwsSettings, Backend, PortError, Result, Secrets};
@@ -109,8 +110,12 @@ impl Clients {
             .connect_timeout(Duration::from_secs(3))
             .operation_attempt_timeout(Duration::from_secs(30))
             .build();
+        // Stalled-stream protection watches every response body's
+        // throughput with timers; these bodies are small JSON/XML
+        // documents and every attempt is bounded by the timeout above.
         let config: SdkConfig = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(timeouts)
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .load()
             .await;
         // Local S3 servers (moto) on loopback only answer path-style

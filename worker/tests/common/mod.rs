@@ -300,3 +300,74 @@ impl ports::Queue for CountingQueue {
         self.inner.stats().await
     }
 }
+
+/// A fleet that records every lease call (key, owner, "lease"/"release")
+/// and passes it on.
+#[derive(Debug)]
+pub struct RecordingFleet {
+    pub inner: Arc<dyn ports::Fleet>,
+    pub calls: std::sync::Mutex<Vec<(String, String, &'static str)>>,
+}
+
+impl RecordingFleet {
+    /// Put a recording wrapper in front of `backend`'s fleet (AWS only).
+    pub fn wrap(backend: &mut Backend) -> Arc<RecordingFleet> {
+        let f = Arc::new(RecordingFleet {
+            inner: backend.fleet.clone().expect("a backend with a fleet"),
+            calls: Default::default(),
+        });
+        backend.fleet = Some(f.clone());
+        f
+    }
+
+    /// The lease calls made for `key`, in order.
+    pub fn calls_for(&self, key: &str) -> Vec<(String, &'static str)> {
+        self.calls
+            .lock()
+            .map(|c| {
+                c.iter()
+                    .filter(|(k, _, _)| k == key)
+                    .map(|(_, o, op)| (o.clone(), *op))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl ports::Fleet for RecordingFleet {
+    async fn lease(&self, key: &str, owner: &str, hold: Duration) -> ports::Result<bool> {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push((key.to_owned(), owner.to_owned(), "lease"));
+        }
+        self.inner.lease(key, owner, hold).await
+    }
+    async fn release(&self, key: &str, owner: &str) -> ports::Result<()> {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push((key.to_owned(), owner.to_owned(), "release"));
+        }
+        self.inner.release(key, owner).await
+    }
+    async fn take(
+        &self,
+        bucket: &str,
+        want: u32,
+        rate: ports::Rate,
+    ) -> ports::Result<ports::Grant> {
+        self.inner.take(bucket, want, rate).await
+    }
+    async fn pause(&self, bucket: &str, d: Duration) -> ports::Result<()> {
+        self.inner.pause(bucket, d).await
+    }
+}
+
+/// Receive the next message once (as another consumer would) and let its
+/// visibility run out: what is received next is a redelivery.
+pub async fn let_a_delivery_lapse(queue: &dyn ports::Queue) {
+    let first = queue
+        .receive(1, Duration::from_secs(1), Duration::from_secs(2))
+        .await
+        .expect("receive");
+    assert_eq!(first.len(), 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+}

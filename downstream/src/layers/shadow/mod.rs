@@ -1,7 +1,10 @@
 //! Shadow mode: a write is built, returned as the [`RecordedRequest`] that
 //! would have been sent, and not sent. On when the `shadow` flag (or the
-//! `SWITCHYARD_SHADOW` floor) is on, and always for a downstream without
-//! credentials. Reads pass through. This layer never fails, so it has no
+//! `SWITCHYARD_SHADOW` floor) is on, always for a downstream without
+//! credentials, and for a write whose [`CallContext::shadow`] says it was
+//! decided in shadow mode. Reads pass through.
+//!
+//! [`CallContext::shadow`]: crate::CallContext::shadow This layer never fails, so it has no
 //! error type of its own.
 //!
 //! [`RecordedRequest`]: crate::RecordedRequest
@@ -40,7 +43,9 @@ impl Around for ShadowGate {
         S::Future: Send,
     {
         async move {
-            if req.write && (req.auth.is_none() || self.flags.get().await.shadow) {
+            let decided_shadow = req.ctx.as_ref().is_some_and(|c| c.shadow);
+            if req.write && (req.auth.is_none() || decided_shadow || self.flags.get().await.shadow)
+            {
                 crate::metrics::shadowed(req.downstream.as_str());
                 return Ok(Reply::Shadowed(req.recorded()));
             }
@@ -93,22 +98,38 @@ mod tests {
         assert_no_request(&mut handle, Duration::from_millis(10)).await;
     }
 
+    /// With the flag off, a write is still shadowed when its downstream
+    /// has no credentials, or when it was decided in shadow mode (its
+    /// request was not made durable before the call).
     #[tokio::test(start_paused = true)]
-    async fn no_credentials_means_shadow_even_with_the_flag_off() {
+    async fn shadowed_with_the_flag_off_without_credentials_or_when_decided_in_shadow() {
         let cache = Arc::new(FlagCache::new(
             Arc::new(MemFlags::default()),
             Duration::from_millis(200),
             KillSwitch::Off,
             false,
         ));
-        let (inner, _handle) = mock();
-        let mut req = write(false);
-        req.auth = None;
-        let out = ShadowLayer::new(cache)
-            .layer(inner)
-            .oneshot(req)
-            .await
-            .expect("ok");
-        assert!(matches!(out, Reply::Shadowed(_)));
+        let no_credentials = |req: &mut StackRequest| req.auth = None;
+        let decided_in_shadow = |req: &mut StackRequest| {
+            if let Some(ctx) = req.ctx.as_mut() {
+                ctx.shadow = true;
+            }
+        };
+        let cases: [(&str, &dyn Fn(&mut StackRequest)); 2] = [
+            ("no credentials", &no_credentials),
+            ("decided in shadow", &decided_in_shadow),
+        ];
+        for (case, change) in cases {
+            let (inner, mut handle) = mock();
+            let mut req = write(true);
+            change(&mut req);
+            let out = ShadowLayer::new(cache.clone())
+                .layer(inner)
+                .oneshot(req)
+                .await
+                .expect("ok");
+            assert!(matches!(out, Reply::Shadowed(_)), "{case}");
+            assert_no_request(&mut handle, Duration::from_millis(10)).await;
+        }
     }
 }
