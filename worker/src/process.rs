@@ -122,23 +122,16 @@ impl Worker {
             let requested_now = self
                 .record_and_decide(&mut log, env, incoming, shadow)
                 .await?;
-            let step = self
+            let mut step = self
                 .perform_pending(&mut log, requested_now, shadow)
                 .await?;
-            if shadow
-                && log
-                    .flush_or_resume(self.backend.events.as_ref(), &incoming.event_id)
-                    .await?
-            {
+            if shadow && log.flush_or_resume(events, &incoming.event_id).await? {
                 // Recorded before, by another delivery: what it left open
                 // is resumed from the log (nothing was sent meanwhile).
-                if let ControlFlow::Break(d) = self
+                step = self
                     .perform_pending(&mut log, HashSet::new(), shadow)
-                    .await?
-                {
-                    return Ok(ControlFlow::Break(d));
-                }
-                continue;
+                    .await?;
+                log.flush(events).await?;
             }
             if let ControlFlow::Break(d) = step {
                 return Ok(ControlFlow::Break(d));

@@ -23,6 +23,7 @@ on_both_backends!(
     duplicate_delivery_changes_nothing,
     duplicate_without_message_id_changes_nothing,
     crash_after_reply_never_sends_it_twice,
+    a_shadow_flip_before_a_redelivery_still_records_the_hand_off,
     crash_after_tags_resumes_and_replies_once,
     poison_goes_to_dlq_with_reason,
     kill_switch_suppresses_replies_but_records_decisions,
@@ -108,12 +109,14 @@ async fn duplicate_delivery_changes_nothing(kind: &str) {
 
 /// No message id: the projection cannot recognise the redelivery, so the
 /// worker's append finds the event id already in the log and resumes.
-async fn duplicate_without_message_id_changes_nothing(kind: &str) {
+/// A Richpanel message without a message id: only its append finds out
+/// it was recorded before (`AlreadyAppended` on its event id).
+fn envelope_without_message_id(ticket: &str, text: &str) -> envelope::Envelope {
     // With the sender's created_at (without it, a text-only body is left to
     // the ticket fetch: envelope::normalize_richpanel).
     let body = serde_json::json!({
-        "ticket_id": "T-dup",
-        "message": "where is my order #1001?",
+        "ticket_id": ticket,
+        "message": text,
         "created_at": "2025-12-21T09:59:00Z",
         "channel": "email",
     })
@@ -128,7 +131,56 @@ async fn duplicate_without_message_id_changes_nothing(kind: &str) {
         env.message.id.is_none() && env.email.message_id.is_none(),
         "the test needs an envelope without a message id"
     );
+    env
+}
+
+async fn duplicate_without_message_id_changes_nothing(kind: &str) {
+    let env = envelope_without_message_id("T-dup", "where is my order #1001?");
     assert_duplicate_changes_nothing(kind, env).await;
+}
+
+/// A live delivery sends its reply and crashes before recording the
+/// outcome; shadow mode goes on before the redelivery. The redelivery is
+/// decided in shadow (one append), finds the message recorded before, and
+/// resumes from the log: the reply of unknown outcome is handed to a human,
+/// and that hand-off is recorded, not left staged.
+async fn a_shadow_flip_before_a_redelivery_still_records_the_hand_off(kind: &str) {
+    let h = harness(kind, quiet_fake()).await;
+    h.worker
+        .faults
+        .crash_after_reply
+        .store(true, Ordering::Relaxed);
+    let stream = "T-flip";
+    enqueue(
+        &h.backend,
+        &envelope_without_message_id(stream, "Hi, where is my order #1001?"),
+    )
+    .await;
+    let (stop, task) = spawn_worker(&h.worker);
+    eventually(Duration::from_secs(30), "the reply sent", || async {
+        replies(&h) == 1
+    })
+    .await;
+    h.backend
+        .flags
+        .set("shadow", "on", "test", "flip before the redelivery")
+        .await
+        .expect("shadow on");
+    eventually(
+        Duration::from_secs(60),
+        "the redelivery records the hand-off",
+        || async {
+            events(&h.backend, stream)
+                .await
+                .iter()
+                .any(|e| matches!(e.body, EventBody::HandedToHuman { .. }))
+        },
+    )
+    .await;
+    wait_drained(&h.backend, Duration::from_secs(30)).await;
+    stop_worker(stop, task).await;
+    assert_eq!(replies(&h), 1, "the reply went out {} times", replies(&h));
+    assert_replay_matches(&h, stream).await;
 }
 
 async fn assert_duplicate_changes_nothing(kind: &str, env: envelope::Envelope) {
