@@ -34,6 +34,10 @@ use crate::Worker;
 use crate::disposition::Disposition;
 use crate::lease::{self, Lease, Taken};
 
+/// How long a batch handed back because its conversation is being worked
+/// on (here or by another process) stays hidden.
+pub(crate) const BUSY_BACK_IN: Duration = Duration::from_secs(5);
+
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 /// Entries kept in the settle memories before they are cleared.
@@ -218,7 +222,7 @@ impl Loop {
         if !lock(&self.active).insert(group.clone()) {
             // Redelivered while still being processed (visibility ran out):
             // hand it back; the running task finishes first.
-            release(worker, batch.iter(), Duration::from_secs(5)).await;
+            release(worker, batch.iter(), BUSY_BACK_IN).await;
             return true;
         }
         if lock(&self.settle).must_settle(&batch) {
@@ -235,16 +239,10 @@ impl Loop {
         self.tasks.spawn(async move {
             let first_count = batch.front().map_or(1, |m| m.receive_count);
             match lease::take(&worker, &group, first_count).await {
-                Taken::Held(lease) => {
-                    let lease = lease.map(Arc::new);
-                    process_group(&worker, batch, &settle, lease.clone()).await;
-                    if let Some(lease) = lease {
-                        lease.release().await;
-                    }
-                }
+                Taken::Held(lease) => process_group(&worker, batch, &settle, lease).await,
                 // Worked on by another process: back behind it, as when
                 // this process still works on it (above).
-                Taken::Busy => release(&worker, batch.iter(), Duration::from_secs(5)).await,
+                Taken::Busy => release(&worker, batch.iter(), BUSY_BACK_IN).await,
             }
             lock(&active).remove(&group);
             drop(permit);
@@ -288,26 +286,30 @@ fn by_group(messages: Vec<ReceivedMessage>) -> Vec<(String, VecDeque<ReceivedMes
 }
 
 /// Receipts a task holds, kept invisible by one heartbeat until released,
-/// and the conversation's lease, renewed by the same heartbeat. The
-/// heartbeat stops when this is dropped, however the task ends.
+/// and the conversation's lease, renewed by the same heartbeat and given
+/// up by [`Held::finish`]. The heartbeat stops when this is dropped,
+/// however the task ends (a lease not given up lapses by itself).
 #[derive(Debug)]
 pub(crate) struct Held {
     receipts: Arc<Mutex<Vec<String>>>,
     heartbeat: tokio::task::JoinHandle<()>,
+    lease: Option<Arc<Lease>>,
 }
 
 impl Held {
     /// Start holding `receipts` and `lease` (extended every third of the
     /// visibility).
-    pub(crate) fn new(worker: &Worker, receipts: Vec<String>, lease: Option<Arc<Lease>>) -> Held {
+    pub(crate) fn new(worker: &Worker, receipts: Vec<String>, lease: Option<Lease>) -> Held {
         let receipts = Arc::new(Mutex::new(receipts));
         let (queue, visibility) = (worker.backend.queue.clone(), worker.config.visibility);
         let held = receipts.clone();
+        let lease = lease.map(Arc::new);
+        let renewed = lease.clone();
         let heartbeat = tokio::spawn(async move {
             let period = (visibility / 3).max(Duration::from_millis(200));
             loop {
                 tokio::time::sleep(period).await;
-                if let Some(lease) = &lease {
+                if let Some(lease) = &renewed {
                     lease.renew().await;
                 }
                 let now: Vec<String> = lock(&held).clone();
@@ -321,6 +323,17 @@ impl Held {
         Held {
             receipts,
             heartbeat,
+            lease,
+        }
+    }
+
+    /// Done with the group: stop the heartbeat (waiting for a renewal in
+    /// flight, so it cannot land after the release) and give the lease up.
+    pub(crate) async fn finish(mut self) {
+        self.heartbeat.abort();
+        let _ = (&mut self.heartbeat).await;
+        if let Some(lease) = &self.lease {
+            lease.release().await;
         }
     }
 
@@ -342,7 +355,7 @@ async fn process_group(
     worker: &Worker,
     mut batch: VecDeque<ReceivedMessage>,
     settle: &Mutex<Settle>,
-    lease: Option<Arc<Lease>>,
+    lease: Option<Lease>,
 ) {
     let held = Held::new(
         worker,
@@ -367,8 +380,9 @@ async fn process_group(
             held.release(&rest.receipt);
         }
         release(worker, batch.iter(), head_back_in + Duration::from_secs(1)).await;
-        return;
+        break;
     }
+    held.finish().await;
 }
 
 /// `worker.process`, with a panic turned into a dead letter naming it (the

@@ -16,7 +16,7 @@ use ports::ReceivedMessage;
 use tracing::Instrument;
 
 use crate::Worker;
-use crate::consumer::{Applied, Held, apply, process_guarded, release};
+use crate::consumer::{Applied, BUSY_BACK_IN, Held, apply, process_guarded, release};
 use crate::lease::{self, Taken};
 
 /// Turn a Lambda SQS record into the queue port's message.
@@ -117,19 +117,15 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
         groups.entry(group).or_default().push(r);
     }
     let per_group = groups.into_iter().map(|(group, records)| async move {
-        let first_count = records
-            .first()
-            .and_then(|r| r.attributes.get("ApproximateReceiveCount"))
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(1);
+        let msgs: Vec<ReceivedMessage> = records.into_iter().map(to_received).collect();
+        let first_count = msgs.first().map_or(1, |m| m.receive_count);
         let lease = match lease::take(worker, &group, first_count).await {
-            Taken::Held(lease) => lease.map(std::sync::Arc::new),
+            Taken::Held(lease) => lease,
             Taken::Busy => {
                 // Another process or instance works this conversation: all
                 // of it back, seen again in a few seconds rather than after
                 // the queue's (long) visibility timeout.
-                let msgs: Vec<ReceivedMessage> = records.iter().map(|r| to_received(r)).collect();
-                release(worker, msgs.iter(), std::time::Duration::from_secs(5)).await;
+                release(worker, msgs.iter(), BUSY_BACK_IN).await;
                 return msgs.into_iter().map(|m| m.message_id).collect();
             }
         };
@@ -137,34 +133,29 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
         // works through them (a batch may outlast the visibility timeout).
         let held = Held::new(
             worker,
-            records
-                .iter()
-                .filter_map(|r| r.receipt_handle.clone())
+            msgs.iter()
+                .filter(|m| !m.receipt.is_empty())
+                .map(|m| m.receipt.clone())
                 .collect(),
-            lease.clone(),
+            lease,
         );
         let mut failed = Vec::new();
         let mut blocked = false;
-        for r in records {
-            let id = r.message_id.clone().unwrap_or_default();
+        for msg in msgs {
             if blocked {
-                failed.push(id);
+                failed.push(msg.message_id);
                 continue;
             }
-            let msg = to_received(r);
             let d = process_guarded(worker, &msg).await;
             // Lambda deletes successes itself; `apply` also deletes, which is
             // harmless, and performs the dead-lettering and retry delays.
             if apply(worker, &msg, d).await != Applied::Finished {
                 blocked = true;
-                failed.push(id);
+                failed.push(msg.message_id.clone());
             }
             held.release(&msg.receipt);
         }
-        drop(held);
-        if let Some(lease) = lease {
-            lease.release().await;
-        }
+        held.finish().await;
         failed
     });
     let failed: Vec<String> = join_all(per_group).await.into_iter().flatten().collect();

@@ -100,19 +100,16 @@ impl Lease {
     /// The visibility heartbeat: take the lease if the batch started
     /// without it, else extend it by its hold from now.
     pub(crate) async fn renew(&self) {
-        if !self.taken.load(Ordering::Relaxed) {
-            if let Ok(false) = self.try_take().await {
-                // SQS still holds the group for us (our visibility has not
-                // run out), so its holder is one that lost it before we
-                // received the group; our appends stay ordered by the
-                // log's versions either way.
-                warn!("conversation lease held elsewhere during a first delivery");
-                crate::metrics::group_busy_elsewhere();
-            }
-            return;
-        }
-        if let Err(e) = self.fleet.lease(&self.key, &self.owner, self.hold).await {
-            warn!(error = %envelope::redact::redacted(&e), "conversation lease renewal failed");
+        let had = self.taken.load(Ordering::Relaxed);
+        if let Ok(false) = self.try_take().await {
+            // SQS still holds the group for us (our visibility has not run
+            // out), so the holder is one that lost it before we received
+            // the group, or took ours after a renewal came too late; our
+            // appends stay ordered by the log's versions either way.
+            warn!(
+                had,
+                "conversation lease held by another process while this one works the group"
+            );
         }
     }
 

@@ -23,6 +23,31 @@ fn record(m: &ReceivedMessage) -> serde_json::Value {
     loadtest::lambda_api::sqs_record(&fixture["Records"][0], m)
 }
 
+/// Receive until `n` messages are in hand (up to 10 receives of `wait`),
+/// invisible for `visibility`; fails with fewer.
+async fn receive_n(
+    backend: &ports::Backend,
+    n: usize,
+    visibility: Duration,
+    wait: Duration,
+) -> Vec<ReceivedMessage> {
+    let mut received = Vec::new();
+    for _ in 0..10 {
+        received.extend(
+            backend
+                .queue
+                .receive(10, visibility, wait)
+                .await
+                .expect("receive"),
+        );
+        if received.len() == n {
+            break;
+        }
+    }
+    assert_eq!(received.len(), n);
+    received
+}
+
 fn batch(records: Vec<serde_json::Value>) -> SqsEvent {
     serde_json::from_value(serde_json::json!({ "Records": records })).expect("SqsEvent")
 }
@@ -66,20 +91,13 @@ async fn failed_record_fails_the_rest_of_its_group_only() {
         })
         .await
         .expect("send");
-    let mut received = Vec::new();
-    for _ in 0..10 {
-        received.extend(
-            h.backend
-                .queue
-                .receive(10, Duration::from_secs(30), Duration::from_millis(200))
-                .await
-                .expect("receive"),
-        );
-        if received.len() == 3 {
-            break;
-        }
-    }
-    assert_eq!(received.len(), 3);
+    let received = receive_n(
+        &h.backend,
+        3,
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+    )
+    .await;
     let a1 = received
         .iter()
         .find(|m| m.group_id == minimal.group_id())
@@ -272,20 +290,13 @@ async fn a_long_batch_stays_hidden_and_is_deleted_before_the_handler_returns() {
         )
         .await;
     }
-    let mut received = Vec::new();
-    for _ in 0..10 {
-        received.extend(
-            h.backend
-                .queue
-                .receive(10, Duration::from_secs(2), Duration::from_millis(200))
-                .await
-                .expect("receive"),
-        );
-        if received.len() == 3 {
-            break;
-        }
-    }
-    assert_eq!(received.len(), 3);
+    let received = receive_n(
+        &h.backend,
+        3,
+        Duration::from_secs(2),
+        Duration::from_millis(200),
+    )
+    .await;
     let records = received.iter().map(record).collect();
     let worker = h.worker.clone();
     let handler =
@@ -336,20 +347,13 @@ async fn a_group_leased_elsewhere_is_reported_failed_and_back_soon() {
     // redelivery, which takes the lease before anything is done.
     let_a_delivery_lapse(h.backend.queue.as_ref()).await;
     enqueue(&h.backend, &envelope("T-free", "m-2", "other conversation")).await;
-    let mut received = Vec::new();
-    for _ in 0..10 {
-        received.extend(
-            h.backend
-                .queue
-                .receive(10, Duration::from_secs(120), Duration::from_millis(500))
-                .await
-                .expect("receive"),
-        );
-        if received.len() == 2 {
-            break;
-        }
-    }
-    assert_eq!(received.len(), 2);
+    let received = receive_n(
+        &h.backend,
+        2,
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+    )
+    .await;
     let held = received
         .iter()
         .find(|m| m.group_id == "T-held")

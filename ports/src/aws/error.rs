@@ -25,6 +25,23 @@ where
     from_code(err.code().unwrap_or_default(), detail)
 }
 
+/// A conditional write: `Ok(true)` when it went through, `Ok(false)` when
+/// its condition did not hold, any other failure translated.
+pub(crate) fn condition_held<T, E, R>(
+    what: &str,
+    res: Result<T, SdkError<E, R>>,
+) -> crate::Result<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match res.map_err(|e| from_sdk(what, e)) {
+        Ok(_) => Ok(true),
+        Err(PortError::ConditionFailed(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// A service error code (of a call, or of one entry of a batch call).
 pub(crate) fn from_code(code: &str, detail: String) -> PortError {
     match code {

@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 
-use super::error::{built, from_sdk};
+use super::error::{built, condition_held, from_sdk};
 use super::item::{Item, get_opt_s, get_s, get_time, get_u64, item, n, now_millis, s};
 use crate::{EventStore, NewEvent, PortError, Result, StoredEvent, StoredProjection};
 
@@ -270,14 +270,12 @@ impl EventStore for AwsEventStore {
             .expression_attribute_values(":v", n(version))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) => match from_sdk("put_projection", e) {
-                PortError::ConditionFailed(_) => Err(PortError::ConditionFailed(format!(
-                    "projection is not at version {version}"
-                ))),
-                other => Err(other),
-            },
+        if condition_held("put_projection", res)? {
+            Ok(())
+        } else {
+            Err(PortError::ConditionFailed(format!(
+                "projection is not at version {version}"
+            )))
         }
     }
 

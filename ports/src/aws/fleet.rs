@@ -21,11 +21,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::error::from_sdk;
+use super::error::{condition_held, from_sdk};
 use super::item::{Item, item, n, s};
 use crate::fleet::{BucketState, Grant, Rate};
 use crate::{Fleet, PortError, Result};
@@ -148,13 +147,7 @@ impl Fleet for AwsFleet {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                _ => Err(from_sdk("fleet lease", e)),
-            },
-        }
+        condition_held("fleet lease", res)
     }
 
     async fn release(&self, key: &str, owner: &str) -> Result<()> {
@@ -168,14 +161,9 @@ impl Fleet for AwsFleet {
             .expression_attribute_values(":o", s(owner))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) => match e.as_service_error() {
-                // Expired and taken by another, or gone: not ours to delete.
-                Some(DeleteItemError::ConditionalCheckFailedException(_)) => Ok(()),
-                _ => Err(from_sdk("fleet lease release", e)),
-            },
-        }
+        // A failed condition: expired and taken by another, or gone — not
+        // ours to delete.
+        condition_held("fleet lease release", res).map(drop)
     }
 
     async fn take(&self, bucket: &str, want: u32, rate: Rate) -> Result<Grant> {
@@ -215,14 +203,8 @@ impl Fleet for AwsFleet {
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;
-        match res {
-            Ok(_) => {}
-            Err(e) => match e.as_service_error() {
-                // A longer pause is already in place.
-                Some(UpdateItemError::ConditionalCheckFailedException(_)) => {}
-                _ => return Err(from_sdk("fleet bucket pause", e)),
-            },
-        }
+        // A failed condition: a longer pause is already in place.
+        condition_held("fleet bucket pause", res)?;
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(Some(st)) = seen.get_mut(bucket) {
             st.paused_until_us = st.paused_until_us.max(until);

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use chrono::{DateTime, Utc};
 
-use super::error::from_sdk;
+use super::error::{condition_held, from_sdk};
 use super::item::{Item, get_s, get_time, item, n, now_millis, s};
 use crate::{CreateOutcome, Ledger, LedgerRecord, LedgerState, PortError, Result};
 
@@ -139,14 +139,12 @@ impl Ledger for AwsLedger {
             .expression_attribute_values(":o", s(owner))
             .expression_attribute_values(":s", s(LedgerState::InProgress.as_str()))
             .expression_attribute_values(":enq", s(LedgerState::Enqueued.as_str()));
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => match from_sdk("ledger mark_enqueued", e) {
-                PortError::ConditionFailed(_) => Err(PortError::ConditionFailed(
-                    "ledger record is not held in progress by this owner".into(),
-                )),
-                other => Err(other),
-            },
+        if condition_held("ledger mark_enqueued", req.send().await)? {
+            Ok(())
+        } else {
+            Err(PortError::ConditionFailed(
+                "ledger record is not held in progress by this owner".into(),
+            ))
         }
     }
 
@@ -161,14 +159,8 @@ impl Ledger for AwsLedger {
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":o", s(owner))
             .expression_attribute_values(":s", s(LedgerState::InProgress.as_str()));
-        match req.send().await {
-            Ok(_) => Ok(()),
-            // Not ours (or already gone): releasing is a no-op then.
-            Err(e) => match from_sdk("ledger release", e) {
-                PortError::ConditionFailed(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+        // Not ours (or already gone): releasing is a no-op then.
+        condition_held("ledger release", req.send().await).map(drop)
     }
 
     async fn get(&self, key: &str) -> Result<Option<LedgerRecord>> {

@@ -4,10 +4,11 @@
 //! adds included). The queue semantics are in the docs of `queue.rs`.
 //!
 //! Deletes of the main queue are batched without waiting: a delete that
-//! finds none in flight sends its own; deletes that arrive meanwhile wait
-//! and go out together, up to 10 per `DeleteMessageBatch`, as soon as the
-//! call before them returns. One at a time they cost what a
-//! `DeleteMessage` does; under load one call serves many.
+//! finds no sender running starts one (a task of its own, so a caller that
+//! stops waiting strands no one); deletes that arrive meanwhile wait and go
+//! out together, up to 10 per `DeleteMessageBatch`, as soon as the call
+//! before them returns. One at a time they cost what a `DeleteMessage`
+//! does; under load one call serves many.
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,19 +52,22 @@ pub(crate) struct AwsQueue {
     deletes: Arc<Mutex<Deletes>>,
 }
 
+/// A delete waiting for its batch call, and where its result goes.
+type WaitingDelete = (String, tokio::sync::oneshot::Sender<Result<()>>);
+
 /// Deletes waiting for the main queue's next batch call.
 #[derive(Debug, Default)]
 struct Deletes {
-    waiting: Vec<(String, tokio::sync::oneshot::Sender<Result<()>>)>,
-    /// A caller is sending batches (and sends these next).
+    waiting: Vec<WaitingDelete>,
+    /// A sender task is running (and sends these next).
     sending: bool,
 }
 
 /// SQS's most entries per batch call.
 const MAX_BATCH: usize = 10;
 
-/// Clears `sending` if the sending caller is dropped mid-call, so the
-/// next delete sends what waits.
+/// Clears `sending` if the sender task ends without doing so (the runtime
+/// shutting down mid-call), so the next delete starts another.
 struct Sending<'a>(&'a Mutex<Deletes>);
 
 impl Drop for Sending<'_> {
@@ -192,24 +196,17 @@ impl AwsQueue {
     /// waiting beside it (see the module docs).
     pub(super) async fn delete_batched(&self, receipt: &str) -> Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let send = {
+        let start_sender = {
             let mut d = self.deletes.lock().unwrap_or_else(|e| e.into_inner());
             d.waiting.push((receipt.to_owned(), tx));
             !std::mem::replace(&mut d.sending, true)
         };
-        if send {
-            let _sending = Sending(&self.deletes);
-            loop {
-                let batch: Vec<_> = {
-                    let mut d = self.deletes.lock().unwrap_or_else(|e| e.into_inner());
-                    let n = d.waiting.len().min(MAX_BATCH);
-                    d.waiting.drain(..n).collect()
-                };
-                if batch.is_empty() {
-                    break;
-                }
-                self.send_deletes(batch).await;
-            }
+        if start_sender {
+            tokio::spawn(send_waiting(
+                self.sqs.clone(),
+                self.url.clone(),
+                self.deletes.clone(),
+            ));
         }
         rx.await.unwrap_or_else(|_| {
             Err(PortError::Unavailable(
@@ -218,61 +215,9 @@ impl AwsQueue {
         })
     }
 
-    /// One call for `batch`, each waiting delete told its own result.
-    async fn send_deletes(&self, batch: Vec<(String, tokio::sync::oneshot::Sender<Result<()>>)>) {
-        if let [(receipt, _)] = batch.as_slice() {
-            let result = self.delete_from(&self.url, receipt).await;
-            if let Some((_, tx)) = batch.into_iter().next() {
-                let _ = tx.send(result);
-            }
-            return;
-        }
-        let mut req = self.sqs.delete_message_batch().queue_url(&self.url);
-        for (i, (receipt, _)) in batch.iter().enumerate() {
-            match built(
-                "sqs delete batch entry",
-                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(receipt)
-                    .build(),
-            ) {
-                Ok(entry) => req = req.entries(entry),
-                Err(e) => {
-                    for (_, tx) in batch {
-                        let _ = tx.send(Err(e.clone()));
-                    }
-                    return;
-                }
-            }
-        }
-        let out = match req.send().await {
-            Ok(out) => out,
-            Err(e) => {
-                let e = stale_receipt(from_sdk("sqs delete batch", e));
-                for (_, tx) in batch {
-                    let _ = tx.send(Err(e.clone()));
-                }
-                return;
-            }
-        };
-        let mut failed: HashMap<String, PortError> = out
-            .failed()
-            .iter()
-            .map(|f| {
-                let detail = format!(
-                    "sqs delete: {} ({})",
-                    f.message().unwrap_or_default(),
-                    f.code()
-                );
-                (
-                    f.id().to_owned(),
-                    stale_receipt(from_code(f.code(), detail)),
-                )
-            })
-            .collect();
-        for (i, (_, tx)) in batch.into_iter().enumerate() {
-            let _ = tx.send(failed.remove(&i.to_string()).map_or(Ok(()), Err));
-        }
+    /// Delete `receipt` from the queue at `url`, one call.
+    pub(super) async fn delete_from(&self, url: &str, receipt: &str) -> Result<()> {
+        delete_one(&self.sqs, url, receipt).await
     }
 
     pub(super) async fn receive_from(
@@ -336,16 +281,96 @@ impl AwsQueue {
         let out = send.send().await.map_err(|e| from_sdk("sqs send", e))?;
         Ok(out.message_id().unwrap_or_default().to_owned())
     }
+}
 
-    pub(super) async fn delete_from(&self, url: &str, receipt: &str) -> Result<()> {
-        self.sqs
-            .delete_message()
+/// Send the waiting deletes, a batch at a time, until none wait; `sending`
+/// is cleared under the same lock that finds the list empty, so a delete
+/// queued after that starts the next sender.
+async fn send_waiting(sqs: Client, url: String, deletes: Arc<Mutex<Deletes>>) {
+    let guard = Sending(&deletes);
+    loop {
+        let batch: Vec<WaitingDelete> = {
+            let mut d = deletes.lock().unwrap_or_else(|e| e.into_inner());
+            if d.waiting.is_empty() {
+                d.sending = false;
+                std::mem::forget(guard);
+                return;
+            }
+            let n = d.waiting.len().min(MAX_BATCH);
+            d.waiting.drain(..n).collect()
+        };
+        send_deletes(&sqs, &url, batch).await;
+    }
+}
+
+async fn delete_one(sqs: &Client, url: &str, receipt: &str) -> Result<()> {
+    sqs.delete_message()
+        .queue_url(url)
+        .receipt_handle(receipt)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| stale_receipt(from_sdk("sqs delete", e)))
+}
+
+/// One call for `batch`, each waiting delete told its own result.
+async fn send_deletes(sqs: &Client, url: &str, batch: Vec<WaitingDelete>) {
+    if let [(receipt, _)] = batch.as_slice() {
+        let result = delete_one(sqs, url, receipt).await;
+        if let Some((_, tx)) = batch.into_iter().next() {
+            let _ = tx.send(result);
+        }
+        return;
+    }
+    let entries: Result<Vec<_>> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, (receipt, _))| {
+            built(
+                "sqs delete batch entry",
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .build(),
+            )
+        })
+        .collect();
+    let sent = match entries {
+        Ok(entries) => sqs
+            .delete_message_batch()
             .queue_url(url)
-            .receipt_handle(receipt)
+            .set_entries(Some(entries))
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| stale_receipt(from_sdk("sqs delete", e)))
+            .map_err(|e| stale_receipt(from_sdk("sqs delete batch", e))),
+        Err(e) => Err(e),
+    };
+    let out = match sent {
+        Ok(out) => out,
+        Err(e) => {
+            for (_, tx) in batch {
+                let _ = tx.send(Err(e.clone()));
+            }
+            return;
+        }
+    };
+    let mut failed: HashMap<String, PortError> = out
+        .failed()
+        .iter()
+        .map(|f| {
+            let detail = format!(
+                "sqs delete: {} ({})",
+                f.message().unwrap_or_default(),
+                f.code()
+            );
+            (
+                f.id().to_owned(),
+                stale_receipt(from_code(f.code(), detail)),
+            )
+        })
+        .collect();
+    for (i, (_, tx)) in batch.into_iter().enumerate() {
+        let _ = tx.send(failed.remove(&i.to_string()).map_or(Ok(()), Err));
     }
 }
 

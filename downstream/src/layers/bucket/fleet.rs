@@ -18,15 +18,15 @@ pub(super) struct FleetBucket {
     /// One take in flight at a time; the others wait and use its grant.
     taking: tokio::sync::Mutex<()>,
     /// Callers waiting for a token here: how many to ask for at once.
-    waiters: Arc<AtomicU32>,
+    waiters: AtomicU32,
     /// The last take failed (logged once per outage).
     unreachable: AtomicBool,
 }
 
 /// Counts a caller as waiting while it lives.
-pub(super) struct Waiting(Arc<AtomicU32>);
+pub(super) struct Waiting<'a>(&'a AtomicU32);
 
-impl Drop for Waiting {
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -40,14 +40,14 @@ impl FleetBucket {
             rate,
             stock: Mutex::new((0, Instant::now())),
             taking: tokio::sync::Mutex::new(()),
-            waiters: Arc::default(),
+            waiters: AtomicU32::new(0),
             unreachable: AtomicBool::new(false),
         }
     }
 
-    pub(super) fn waiting(&self) -> Waiting {
+    pub(super) fn waiting(&self) -> Waiting<'_> {
         self.waiters.fetch_add(1, Ordering::Relaxed);
-        Waiting(self.waiters.clone())
+        Waiting(&self.waiters)
     }
 
     /// A granted token not yet spent, if one is still fresh.

@@ -109,15 +109,14 @@ mod tests {
             KillSwitch::Off,
             false,
         ));
-        let no_credentials = |req: &mut StackRequest| req.auth = None;
-        let decided_in_shadow = |req: &mut StackRequest| {
-            if let Some(ctx) = req.ctx.as_mut() {
-                ctx.shadow = true;
-            }
-        };
-        let cases: [(&str, &dyn Fn(&mut StackRequest)); 2] = [
-            ("no credentials", &no_credentials),
-            ("decided in shadow", &decided_in_shadow),
+        type Change = fn(&mut StackRequest);
+        let cases: [(&str, Change); 2] = [
+            ("no credentials", |req| req.auth = None),
+            ("decided in shadow", |req| {
+                if let Some(ctx) = req.ctx.as_mut() {
+                    ctx.shadow = true;
+                }
+            }),
         ];
         for (case, change) in cases {
             let (inner, mut handle) = mock();
