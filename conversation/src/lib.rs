@@ -40,7 +40,8 @@ pub use log::{
     ConversationLog, LogError, StoredState, StreamPager, read_events, rebuild, stored_state,
 };
 pub use outcome::{
-    Next, Outcome, dead_letter_events, interrupted_events, next_pending, outcome_events,
+    HELD_PREFIX, Next, Outcome, dead_letter_events, interrupted_events, next_pending,
+    outcome_events,
 };
 pub use rules::{Rules, RulesError};
 pub use state::{

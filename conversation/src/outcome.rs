@@ -41,6 +41,14 @@ pub enum Outcome {
         /// What the downstream said.
         error: String,
     },
+    /// Not performed because its downstream is paused: nothing was sent;
+    /// the conversation waits until the downstream is resumed.
+    Held {
+        /// The paused downstream.
+        downstream: String,
+        /// The layer's words.
+        detail: String,
+    },
     /// May or may not have happened (timeout, 5xx, connection dropped).
     Ambiguous {
         /// What went wrong.
@@ -58,6 +66,7 @@ impl Outcome {
             Outcome::Shadowed { .. } => "shadowed",
             Outcome::Suppressed { reason, .. } => reason.as_str(),
             Outcome::NotSent { .. } => "retry_later",
+            Outcome::Held { .. } => "held",
             Outcome::Failed { .. } => "failed",
             Outcome::Ambiguous { .. } => "unknown_outcome",
         }
@@ -69,6 +78,13 @@ impl Outcome {
 pub enum Next {
     /// On to the next pending action.
     Continue,
+    /// Stop here; the conversation waits until `downstream` is resumed.
+    Hold {
+        /// The paused downstream.
+        downstream: String,
+        /// Why.
+        reason: String,
+    },
     /// Stop here; the message is tried again later.
     RetryLater {
         /// At the earliest, when known (else the backoff schedule).
@@ -120,6 +136,13 @@ pub fn outcome_events(
         ),
         Outcome::Suppressed { reason, detail } => (suppressed(key, reason, detail), Next::Continue),
         Outcome::NotSent { error, after } => (retryable_failure(key, &error), retry(error, after)),
+        Outcome::Held { downstream, detail } => {
+            let reason = format!("{HELD_PREFIX}{detail}");
+            (
+                retryable_failure(key, &reason),
+                Next::Hold { downstream, reason },
+            )
+        }
         Outcome::Ambiguous { error, after } if action.idempotent() => {
             (retryable_failure(key, &error), retry(error, after))
         }
@@ -166,6 +189,10 @@ fn suppressed(key: String, reason: SuppressReason, detail: String) -> Vec<EventB
     events.extend(handoff);
     events
 }
+
+/// How the error of an action held by a pause begins (`status` counts a
+/// conversation whose pending action says so as held, not stuck).
+pub const HELD_PREFIX: &str = "held while paused: ";
 
 fn retryable_failure(key: String, error: &str) -> Vec<EventBody> {
     vec![EventBody::ActionFailed {

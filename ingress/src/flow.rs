@@ -118,7 +118,7 @@ pub(crate) async fn enqueue_once(
     let mut attributes = BTreeMap::new();
     attributes.insert("traceparent".to_owned(), traceparent);
     attributes.insert("event_id".to_owned(), p.event_id.clone());
-    attributes.insert("source".to_owned(), p.source.to_owned());
+    attributes.insert(ports::ATTR_SOURCE.to_owned(), p.source.to_owned());
     let request = EnqueueOnce {
         key: p.event_id,
         payload_hash: p.payload_hash,

@@ -371,7 +371,11 @@ fn check_order(
 async fn check_dlq(backend: &Backend, violations: &mut Vec<Violation>) -> anyhow::Result<u64> {
     let dlq = backend.queue.stats().await?.dlq;
     if dlq > 0 {
-        let letters = backend.queue.dlq_list(5).await.unwrap_or_default();
+        let letters = backend
+            .queue
+            .dlq_list(&ports::DlqFilter::default(), 5)
+            .await
+            .unwrap_or_default();
         let reasons: Vec<String> = letters
             .iter()
             .map(|d| format!("{} ({})", d.group_id, d.reason))

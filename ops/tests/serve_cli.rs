@@ -89,6 +89,7 @@ on_both_backends!(
     addresses_and_phones_in_ids_and_text_never_reach_the_logs_at_debug,
     webhooks_become_ordered_streams_and_replay_verifies,
     kill_switch_flipped_with_the_cli_stops_writes,
+    a_pause_holds_conversations_and_resuming_drains_them_in_order,
     dead_letters_are_listed_with_reason_and_redriven_in_order,
     status_names_stuck_conversations,
     one_webhook_is_one_trace_from_the_ingress_to_the_downstream_request,
@@ -434,6 +435,111 @@ async fn kill_switch_flipped_with_the_cli_stops_writes(kind: &'static str) {
     serve.stop();
 }
 
+/// `pause richpanel` defers instead of suppressing: conversations that
+/// need Richpanel wait (nothing written, nothing suppressed, the ingress
+/// still acknowledges, `status` names what is held) and, on resume, go on
+/// in their own order. `pause worker` stops the worker receiving at all.
+async fn a_pause_holds_conversations_and_resuming_drains_them_in_order(kind: &'static str) {
+    let (fake, env) = live_richpanel().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = Store::new(kind, tmp.path());
+    let serve = Serve::start(&data, &env);
+    let client = reqwest::Client::new();
+    let body = |t: &str, m: &str| serde_json::json!({"ticket_id": t, "message_id": m, "message": "where is my order #1001?"});
+    let flag = |args: &[&str]| {
+        data.cmd()
+            .args(["flags", "set"])
+            .args(args)
+            .args(["--reason", "richpanel maintenance", "--actor", "oncall"])
+            .assert()
+            .success();
+    };
+    let inspect = |conversation: &str| {
+        let out = data
+            .cmd()
+            .args(["inspect", conversation])
+            .output()
+            .expect("inspect");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    flag(&["pause", "richpanel", "on"]);
+    // The flag cache is short (≤ 250 ms); give it a generous second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for m in ["m-1", "m-2", "m-3"] {
+        assert_eq!(post(&client, &serve.url, body("P-1", m)).await, 202);
+    }
+    assert_eq!(post(&client, &serve.url, body("P-2", "m-1")).await, 202);
+    wait_until(Duration::from_secs(30), "both conversations held", || {
+        let held = &status_json(&data)["held"]["conversations"];
+        let names: Vec<&str> = held
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["conversation"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.iter().any(|n| n.contains("P-1")) && names.iter().any(|n| n.contains("P-2"))
+    });
+    // Held for a while: still nothing written, nothing suppressed, and the
+    // conversation's later messages wait behind its first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        fake.writes().is_empty(),
+        "written while paused: {:?}",
+        fake.writes()
+    );
+    let p1 = inspect("P-1");
+    assert!(!p1.contains("SUPPRESSED"), "{p1}");
+    assert!(
+        p1.contains("(msg m-1)") && !p1.contains("(msg m-2)"),
+        "{p1}"
+    );
+    let text = data.cmd().args(["status"]).output().expect("status");
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains("paused       richpanel")
+            && text.contains("by oncall")
+            && text.contains("held "),
+        "{text}"
+    );
+
+    flag(&["pause", "richpanel", "off"]);
+    wait_until(Duration::from_secs(60), "the held work drained", || {
+        let p1 = inspect("P-1");
+        p1.contains("(msg m-3)")
+            && fake.writes().iter().any(|w| w.path.contains("P-1"))
+            && fake.writes().iter().any(|w| w.path.contains("P-2"))
+    });
+    let p1 = inspect("P-1");
+    let at = |m: &str| p1.find(&format!("(msg {m})")).expect("message recorded");
+    assert!(at("m-1") < at("m-2") && at("m-2") < at("m-3"), "{p1}");
+    assert!(!p1.contains("SUPPRESSED"), "{p1}");
+    assert!(
+        status_json(&data)["held"]["conversations"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "still held after the resume"
+    );
+
+    // `pause worker`: acknowledged, not processed, until resumed.
+    flag(&["pause", "worker", "on"]);
+    // A long poll begun before the worker saw the flag may still take one.
+    tokio::time::sleep(worker::WorkerConfig::default().receive_wait + Duration::from_secs(1)).await;
+    assert_eq!(post(&client, &serve.url, body("P-3", "m-1")).await, 202);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !inspect("P-3").contains("(msg m-1)"),
+        "processed while the worker was paused"
+    );
+    assert_eq!(status_json(&data)["queue"]["visible"], 1);
+    flag(&["pause", "worker", "off"]);
+    wait_until(Duration::from_secs(30), "the worker resumed", || {
+        inspect("P-3").contains("(msg m-1)")
+    });
+    serve.stop();
+}
+
 async fn dead_letters_are_listed_with_reason_and_redriven_in_order(kind: &'static str) {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = Store::new(kind, tmp.path());
@@ -441,22 +547,27 @@ async fn dead_letters_are_listed_with_reason_and_redriven_in_order(kind: &'stati
     let config = data.config();
     {
         let backend = ports::Backend::open(&config).await.expect("open");
-        for i in 0..3 {
+        // Three poison messages of one conversation from the Richpanel
+        // route, one of another from the SES route.
+        let poison = [("G-poison", "richpanel"); 3]
+            .into_iter()
+            .chain([("G-other", "ses")]);
+        for (i, (group, source)) in poison.enumerate() {
             backend
                 .queue
                 .send(ports::OutgoingMessage {
-                    group_id: "G-poison".into(),
+                    group_id: group.into(),
                     dedup_id: format!("p-{i}"),
                     body: format!("{{\"schema_version\": 2, \"n\": {i}}}"),
-                    attributes: Default::default(),
+                    attributes: [(ports::ATTR_SOURCE.to_owned(), source.to_owned())].into(),
                 })
                 .await
                 .expect("send");
         }
     }
     let serve = Serve::start(&data, &[]);
-    wait_until(Duration::from_secs(30), "three dead letters", || {
-        status_json(&data)["queue"]["dlq"] == 3
+    wait_until(Duration::from_secs(30), "four dead letters", || {
+        status_json(&data)["queue"]["dlq"] == 4
     });
     serve.stop();
     // On SQS a receive outlives the process that made it: serve's last long
@@ -470,23 +581,89 @@ async fn dead_letters_are_listed_with_reason_and_redriven_in_order(kind: &'stati
     let list = data.cmd().args(["dlq", "list"]).output().expect("dlq list");
     let list = String::from_utf8_lossy(&list.stdout).to_string();
     assert!(
-        list.contains("schema") && list.contains("G-poison"),
+        list.contains("schema") && list.contains("G-poison") && list.contains("G-other"),
         "{list}"
     );
-    // Bulk redrive needs an explicit --yes.
+    let listed = |args: &[&str]| -> Vec<String> {
+        let out = data
+            .cmd()
+            .args(["dlq", "--json"])
+            .args(args)
+            .output()
+            .expect("dlq");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let mut groups: Vec<String> = rows
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r["group"].as_str().unwrap_or("?"),
+                    r["dedup_id"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        groups.sort();
+        groups
+    };
+    assert_eq!(listed(&["list", "--source", "ses"]), ["G-other/p-3"]);
+    assert_eq!(
+        listed(&["list", "--reason", "^undecodable envelope", "--since", "1h"]).len(),
+        4,
+        "every one is undecodable, sent within the hour"
+    );
+    assert!(
+        listed(&["list", "--until", "1h"]).is_empty(),
+        "none sent before an hour ago"
+    );
+    assert!(listed(&["list", "--reason", "rate limited"]).is_empty());
+    // A bad filter is named.
+    let bad = data
+        .cmd()
+        .args(["dlq", "list", "--reason", "(unclosed"])
+        .output()
+        .expect("dlq");
+    assert!(
+        !bad.status.success()
+            && String::from_utf8_lossy(&bad.stderr).contains("regular expression"),
+        "{bad:?}"
+    );
+    // The dry run prints exactly what would move and moves nothing.
+    let from_richpanel = ["G-poison/p-0", "G-poison/p-1", "G-poison/p-2"];
+    assert_eq!(
+        listed(&["redrive", "--source", "richpanel", "--dry-run"]),
+        from_richpanel
+    );
+    assert_eq!(
+        status_json(&data)["queue"]["dlq"],
+        4,
+        "the dry run moved something"
+    );
+    // A bulk redrive needs an explicit --yes.
+    data.cmd()
+        .args(["dlq", "redrive", "--source", "richpanel"])
+        .assert()
+        .code(2);
     data.cmd()
         .args(["dlq", "redrive", "--all"])
         .assert()
         .code(2);
     data.cmd()
-        .args(["dlq", "redrive", "--all", "--yes"])
+        .args(["dlq", "redrive", "--source", "richpanel", "--yes"])
         .assert()
         .success();
     let s = status_json(&data);
     assert_eq!(
         (s["queue"]["dlq"].as_u64(), s["queue"]["visible"].as_u64()),
-        (Some(0), Some(3)),
+        (Some(1), Some(3)),
         "{s}"
+    );
+    assert_eq!(
+        listed(&["list"]),
+        ["G-other/p-3"],
+        "the filter left the rest"
     );
     let mut order = Vec::new();
     for _ in 0..3 {
@@ -505,6 +682,11 @@ async fn dead_letters_are_listed_with_reason_and_redriven_in_order(kind: &'stati
         vec!["p-0", "p-1", "p-2"],
         "redrive lost the group order or the dedup ids"
     );
+    data.cmd()
+        .args(["dlq", "redrive", "--all", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(status_json(&data)["queue"]["dlq"], 0);
 }
 
 /// A conversation whose action keeps failing (pending, last event long ago)

@@ -51,6 +51,7 @@ pub use fleet::{BucketState, Fleet, Grant, Rate};
 pub use intake::{ComposedIntake, EnqueueOnce, EnqueueOutcome, Intake};
 pub use ledger::{CreateOutcome, Ledger, LedgerRecord, LedgerState, MAX_KEY_BYTES};
 pub use queue::{
-    DeadLetter, MAX_MESSAGE_BYTES, OutgoingMessage, Queue, QueueStats, ReceivedMessage, Redrive,
+    ATTR_SOURCE, DeadLetter, DlqFilter, MAX_MESSAGE_BYTES, OutgoingMessage, Queue, QueueStats,
+    ReceivedMessage, Redrive,
 };
 pub use secrets::{SecretSource, Secrets};

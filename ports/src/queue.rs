@@ -100,15 +100,58 @@ pub struct DeadLetter {
 }
 
 /// Which dead letters to put back on the main queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Redrive {
     /// The dead letter with this [`DeadLetter::id`].
     One(String),
-    /// Every dead letter, or only those of one group.
-    All {
-        /// The group; `None` for all groups.
-        group: Option<String>,
-    },
+    /// Every dead letter the filter matches (all of them for the default).
+    Matching(DlqFilter),
+}
+
+/// Which dead letters a listing or a redrive takes: each field that is set
+/// must match; the default matches every dead letter.
+#[derive(Debug, Clone, Default)]
+pub struct DlqFilter {
+    /// First sent (acknowledged by the ingress) at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// First sent before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// The reason it was dead-lettered matches this expression (anywhere
+    /// in the reason, as `grep -E`).
+    pub reason: Option<regex::Regex>,
+    /// The ingress route it came in by (attribute `source`: `richpanel`,
+    /// `email`, `ses`).
+    pub source: Option<String>,
+    /// Its FIFO group (the conversation).
+    pub group: Option<String>,
+}
+
+/// Message attribute naming the ingress route a message came in by.
+pub const ATTR_SOURCE: &str = "source";
+
+impl DlqFilter {
+    /// Whether `letter` is one this filter takes.
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
+        self.since.is_none_or(|t| letter.sent_at >= t)
+            && self.until.is_none_or(|t| letter.sent_at < t)
+            && self
+                .reason
+                .as_ref()
+                .is_none_or(|r| r.is_match(&letter.reason))
+            && self.source.as_ref().is_none_or(|s| {
+                letter.attributes.get(ATTR_SOURCE).map(String::as_str) == Some(s.as_str())
+            })
+            && self.group.as_ref().is_none_or(|g| *g == letter.group_id)
+    }
+
+    /// Whether it matches every dead letter.
+    pub fn is_everything(&self) -> bool {
+        self.since.is_none()
+            && self.until.is_none()
+            && self.reason.is_none()
+            && self.source.is_none()
+            && self.group.is_none()
+    }
 }
 
 /// Approximate counts for `status`.
@@ -163,8 +206,9 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     async fn change_visibility(&self, receipt: &str, visibility: Duration) -> Result<()>;
     /// Move a received message to the DLQ at once with `reason` attached.
     async fn dead_letter(&self, msg: &ReceivedMessage, reason: &str) -> Result<()>;
-    /// Dead letters, oldest first, without consuming them.
-    async fn dlq_list(&self, limit: usize) -> Result<Vec<DeadLetter>>;
+    /// Up to `limit` dead letters `filter` matches, oldest first, without
+    /// consuming them.
+    async fn dlq_list(&self, filter: &DlqFilter, limit: usize) -> Result<Vec<DeadLetter>>;
     /// Move dead letters back to the main queue keeping group id, dedup id
     /// and their order within a group. Returns how many moved.
     async fn dlq_redrive(&self, which: Redrive) -> Result<usize>;

@@ -76,6 +76,7 @@ aws_cases!(
     // Passes on AWS too: redrive re-sends under a fresh SQS dedup id and
     // carries the original one as the logical dedup id (see aws/queue.rs).
     queue_redrive_keeps_ids_and_order,
+    queue_dlq_filters_select_what_a_redrive_moves,
     ledger_create_conflict_returns_existing,
     ledger_expired_in_progress_taken_over,
     ledger_release_only_by_owner,

@@ -32,6 +32,7 @@ use tracing::{Instrument as _, error, info, warn};
 
 use crate::Worker;
 use crate::disposition::Disposition;
+use crate::hold::{self, Slot};
 use crate::lease::{self, Lease, Taken};
 
 /// How long a batch handed back because its conversation is being worked
@@ -120,6 +121,10 @@ struct Loop {
     tasks: JoinSet<()>,
     /// Receive failures in a row (for the pause before the next receive).
     failures: u32,
+    /// Cancelled at shutdown (a held conversation then stops waiting).
+    shutdown: CancellationToken,
+    /// `pause.worker` was on at the last look.
+    paused: bool,
 }
 
 /// Run until `shutdown` is cancelled, then drain in-flight work.
@@ -132,6 +137,8 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
         settle: Arc::default(),
         tasks: JoinSet::new(),
         failures: 0,
+        shutdown: shutdown.clone(),
+        paused: false,
     };
     l.wait_for_predecessor(&shutdown).await;
     while let Some(messages) = l.receive(&shutdown).await {
@@ -183,6 +190,22 @@ impl Loop {
                     _ = shutdown.cancelled() => return None,
                     _ = self.tasks.join_next() => continue,
                 }
+            }
+            if hold::paused(&worker, hold::WORKER).await {
+                if !self.paused {
+                    info!("pause.worker is on: not receiving (the ingress keeps acknowledging)");
+                    self.paused = true;
+                    crate::metrics::worker_paused(true);
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
+                }
+            }
+            if self.paused {
+                info!("pause.worker is off: receiving again");
+                self.paused = false;
+                crate::metrics::worker_paused(false);
             }
             let max = u32::try_from(free).unwrap_or(u32::MAX).clamp(
                 1,
@@ -236,16 +259,26 @@ impl Loop {
             return false;
         };
         let (worker, active, settle) = (worker.clone(), self.active.clone(), self.settle.clone());
+        let mut slot = Slot::new(self.permits.clone(), permit);
+        let shutdown = self.shutdown.clone();
         self.tasks.spawn(async move {
             let first_count = batch.front().map_or(1, |m| m.receive_count);
             match lease::take(&worker, &group, first_count).await {
-                Taken::Held(lease) => process_group(&worker, batch, &settle, lease).await,
+                Taken::Held(lease) => {
+                    let group_task = GroupTask {
+                        worker: &worker,
+                        group: &group,
+                        settle: &settle,
+                        shutdown: &shutdown,
+                    };
+                    group_task.process(batch, lease, &mut slot).await;
+                }
                 // Worked on by another process: back behind it, as when
                 // this process still works on it (above).
                 Taken::Busy => release(&worker, batch.iter(), BUSY_BACK_IN).await,
             }
             lock(&active).remove(&group);
-            drop(permit);
+            drop(slot);
         });
         true
     }
@@ -349,40 +382,69 @@ impl Drop for Held {
     }
 }
 
-/// Process one group's messages in order, holding all of them; after the
-/// first one that does not finish, hand the rest back behind it.
-async fn process_group(
-    worker: &Worker,
-    mut batch: VecDeque<ReceivedMessage>,
-    settle: &Mutex<Settle>,
-    lease: Option<Lease>,
-) {
-    let held = Held::new(
-        worker,
-        batch.iter().map(|msg| msg.receipt.clone()).collect(),
-        lease,
-    );
-    while let Some(msg) = batch.pop_front() {
-        let started = Instant::now();
-        let disposition = process_guarded(worker, &msg).await;
-        crate::metrics::processed_in(started.elapsed());
-        let applied = apply(worker, &msg, disposition).await;
-        held.release(&msg.receipt);
-        let Applied::Held(head_back_in) = applied else {
-            lock(settle).finished(&msg.message_id);
-            continue;
-        };
-        lock(settle).retried(&msg.message_id);
-        // The rest stay hidden a little longer than the head, so the head
-        // is the first of its group to be seen again, and their receive
-        // counts do not grow with the head's retries.
-        for rest in &batch {
-            held.release(&rest.receipt);
+/// One group's task: the worker, its conversation, the settle memory and
+/// the shutdown signal.
+struct GroupTask<'a> {
+    worker: &'a Worker,
+    group: &'a str,
+    settle: &'a Mutex<Settle>,
+    shutdown: &'a CancellationToken,
+}
+
+impl GroupTask<'_> {
+    /// Process the group's messages in order, holding all of them; after
+    /// the first one that does not finish, hand the rest back behind it.
+    /// A message held by a pause waits here until the pause ends, then is
+    /// processed again.
+    async fn process(
+        &self,
+        mut batch: VecDeque<ReceivedMessage>,
+        lease: Option<Lease>,
+        slot: &mut Slot,
+    ) {
+        let worker = self.worker;
+        let held = Held::new(
+            worker,
+            batch.iter().map(|msg| msg.receipt.clone()).collect(),
+            lease,
+        );
+        while let Some(msg) = batch.pop_front() {
+            let mut disposition = self.process_one(&msg).await;
+            while let Disposition::Retry {
+                paused: Some(downstream),
+                ..
+            } = &disposition
+            {
+                if !hold::until_resumed(worker, self.group, downstream, slot, self.shutdown).await {
+                    break;
+                }
+                disposition = self.process_one(&msg).await;
+            }
+            let applied = apply(worker, &msg, disposition).await;
+            held.release(&msg.receipt);
+            let Applied::Held(head_back_in) = applied else {
+                lock(self.settle).finished(&msg.message_id);
+                continue;
+            };
+            lock(self.settle).retried(&msg.message_id);
+            // The rest stay hidden a little longer than the head, so the
+            // head is the first of its group to be seen again, and their
+            // receive counts do not grow with the head's retries.
+            for rest in &batch {
+                held.release(&rest.receipt);
+            }
+            release(worker, batch.iter(), head_back_in + Duration::from_secs(1)).await;
+            break;
         }
-        release(worker, batch.iter(), head_back_in + Duration::from_secs(1)).await;
-        break;
+        held.finish().await;
     }
-    held.finish().await;
+
+    async fn process_one(&self, msg: &ReceivedMessage) -> Disposition {
+        let started = Instant::now();
+        let disposition = process_guarded(self.worker, msg).await;
+        crate::metrics::processed_in(started.elapsed());
+        disposition
+    }
 }
 
 /// `worker.process`, with a panic turned into a dead letter naming it (the
@@ -461,7 +523,7 @@ pub(crate) async fn apply(worker: &Worker, msg: &ReceivedMessage, d: Disposition
             );
             Applied::Finished
         }
-        Disposition::Retry { after, reason } => {
+        Disposition::Retry { after, reason, .. } => {
             let longest = worker.config.max_retry_delay.min(MAX_VISIBILITY);
             let delay = after
                 .unwrap_or_else(|| backoff_for(msg.receive_count))

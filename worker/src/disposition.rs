@@ -13,6 +13,11 @@ pub enum Disposition {
         after: Option<Duration>,
         /// Why (logged redacted; the reason a dead letter would carry).
         reason: String,
+        /// A downstream it needs is paused (`pause.<downstream>`): a process
+        /// that can wait holds the message in flight until the pause ends,
+        /// its group held and nothing suppressed (`hold.rs`); a Lambda
+        /// invocation or a worker shutting down retries it as usual.
+        paused: Option<String>,
     },
     /// Can never succeed: dead-letter it now with this reason.
     Poison(String),

@@ -211,6 +211,13 @@ async fn from_ticket(
                 messages,
             })
         }
+        Err(e @ downstream::CallError::Paused { downstream }) => {
+            ControlFlow::Break(Disposition::Retry {
+                after: None,
+                reason: format!("fetching ticket: {e}"),
+                paused: Some(downstream.as_str().to_owned()),
+            })
+        }
         Err(e @ downstream::CallError::RateLimited { retry_after }) => {
             retry(retry_after, format!("fetching ticket: {e}"))
         }
@@ -225,7 +232,11 @@ async fn from_ticket(
 }
 
 fn retry<T>(after: Option<Duration>, reason: String) -> ControlFlow<Disposition, T> {
-    ControlFlow::Break(Disposition::Retry { after, reason })
+    ControlFlow::Break(Disposition::Retry {
+        after,
+        reason,
+        paused: None,
+    })
 }
 
 fn poison<T>(reason: String) -> ControlFlow<Disposition, T> {

@@ -16,7 +16,8 @@ use ports::ReceivedMessage;
 use tracing::Instrument;
 
 use crate::Worker;
-use crate::consumer::{Applied, BUSY_BACK_IN, Held, apply, process_guarded, release};
+use crate::consumer::{Applied, BUSY_BACK_IN, Held, apply, backoff_for, process_guarded, release};
+use crate::hold;
 use crate::lease::{self, Taken};
 
 /// Turn a Lambda SQS record into the queue port's message.
@@ -107,6 +108,16 @@ fn record_traceparent(r: &SqsMessage) -> Option<String> {
 /// it is finished; the deletes of finished records are awaited after the
 /// whole batch, before the invocation returns.
 pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
+    if hold::paused(worker, hold::WORKER).await {
+        // An invocation cannot wait out a pause: every record back, later
+        // with each delivery (the retry schedule), none of it processed.
+        let msgs: Vec<ReceivedMessage> = event.records.iter().map(to_received).collect();
+        for msg in &msgs {
+            let back_in = backoff_for(msg.receive_count).min(worker.config.max_retry_delay);
+            release(worker, std::iter::once(msg), back_in).await;
+        }
+        return failures(msgs.into_iter().map(|m| m.message_id));
+    }
     let mut groups: BTreeMap<String, Vec<&SqsMessage>> = BTreeMap::new();
     for r in &event.records {
         let group = r
@@ -163,8 +174,13 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
     worker.deletes.close();
     worker.deletes.wait().await;
     worker.deletes.reopen();
+    failures(failed)
+}
+
+/// The response reporting `ids` failed (to be delivered again).
+fn failures(ids: impl IntoIterator<Item = String>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    for id in failed {
+    for id in ids {
         let mut f = BatchItemFailure::default();
         f.item_identifier = id;
         response.batch_item_failures.push(f);

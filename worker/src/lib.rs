@@ -29,6 +29,7 @@ mod consumer;
 mod disposition;
 mod enrich;
 mod faults;
+pub mod hold;
 pub mod lambda;
 mod lease;
 pub mod metrics;
@@ -99,6 +100,8 @@ pub struct Worker {
     pub deletes: tokio_util::task::TaskTracker,
     /// This process's name as a holder of conversation leases (random).
     pub instance: Arc<str>,
+    /// Conversations held by a pause (`hold.rs`).
+    pub holds: Arc<hold::Holds>,
 }
 
 impl Worker {
@@ -113,6 +116,7 @@ impl Worker {
             faults: Arc::default(),
             deletes: tokio_util::task::TaskTracker::new(),
             instance: format!("{:032x}", rand::random::<u128>()).into(),
+            holds: Arc::default(),
         }
     }
 }

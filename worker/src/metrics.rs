@@ -20,6 +20,19 @@ pub const PANICS_TOTAL: &str = "worker_panics_total";
 /// conversation's fleet lease.
 pub const GROUPS_BUSY_ELSEWHERE_TOTAL: &str = "worker_groups_busy_elsewhere_total";
 
+/// Conversations held by a pause, by `downstream` (gauge).
+pub const HELD_CONVERSATIONS: &str = "worker_held_conversations";
+/// 1 while `pause.worker` keeps this worker from receiving (gauge).
+pub const PAUSED: &str = "worker_paused";
+
+pub(crate) fn held(downstream: &str, change: f64) {
+    metrics::gauge!(HELD_CONVERSATIONS, "downstream" => downstream.to_owned()).increment(change);
+}
+
+pub(crate) fn worker_paused(paused: bool) {
+    metrics::gauge!(PAUSED).set(if paused { 1.0 } else { 0.0 });
+}
+
 pub(crate) fn message_finished(outcome: &'static str) {
     metrics::counter!(MESSAGES_TOTAL, "outcome" => outcome).increment(1);
 }

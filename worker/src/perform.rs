@@ -73,7 +73,11 @@ pub(crate) fn outcome_of(e: CallError) -> Outcome {
     };
     match e {
         CallError::KillSwitch { .. } => suppressed(SuppressReason::KillSwitch),
-        CallError::Paused { .. } => suppressed(SuppressReason::Paused),
+        // A pause defers: nothing was sent, the conversation waits.
+        CallError::Paused { downstream } => Outcome::Held {
+            downstream: downstream.as_str().to_owned(),
+            detail,
+        },
         CallError::ChannelDisabled { .. } => suppressed(SuppressReason::ChannelDisabled),
         CallError::TemplateDisabled { .. } => suppressed(SuppressReason::TemplateDisabled),
         CallError::SafeMode => suppressed(SuppressReason::SafeMode),
@@ -118,12 +122,6 @@ mod tests {
                 SuppressReason::KillSwitch,
             ),
             (
-                CallError::Paused {
-                    downstream: Downstream::Richpanel,
-                },
-                SuppressReason::Paused,
-            ),
-            (
                 CallError::ChannelDisabled {
                     channel: "email".into(),
                 },
@@ -149,6 +147,19 @@ mod tests {
                 other => panic!("{error}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_pause_holds_the_action_rather_than_suppressing_it() {
+        assert_eq!(
+            outcome_of(CallError::Paused {
+                downstream: Downstream::Richpanel
+            }),
+            Outcome::Held {
+                downstream: "richpanel".into(),
+                detail: "downstream richpanel is paused".into()
+            }
+        );
     }
 
     #[test]

@@ -92,6 +92,7 @@ impl Worker {
             Err(e) => Disposition::Retry {
                 after: None,
                 reason: e.to_string(),
+                paused: None,
             },
         }
     }
@@ -302,12 +303,23 @@ impl Worker {
             let next = self
                 .perform_one(log, &key, &pending, &mut requested_now, shadow)
                 .await?;
-            if let Next::RetryLater { after, reason } = next {
-                if !shadow {
-                    log.flush(events).await?;
-                }
-                return Ok(ControlFlow::Break(Disposition::Retry { after, reason }));
+            let stop = match next {
+                Next::Continue => continue,
+                Next::RetryLater { after, reason } => Disposition::Retry {
+                    after,
+                    reason,
+                    paused: None,
+                },
+                Next::Hold { downstream, reason } => Disposition::Retry {
+                    after: None,
+                    reason,
+                    paused: Some(downstream),
+                },
+            };
+            if !shadow {
+                log.flush(events).await?;
             }
+            return Ok(ControlFlow::Break(stop));
         }
         if !shadow {
             log.flush(events).await?;

@@ -140,7 +140,12 @@ async fn failed_record_fails_the_rest_of_its_group_only() {
             .iter()
             .any(|e| matches!(e.body, EventBody::MessageReceived { .. }))
     );
-    let dlq = h.backend.queue.dlq_list(10).await.expect("dlq");
+    let dlq = h
+        .backend
+        .queue
+        .dlq_list(&ports::DlqFilter::default(), 10)
+        .await
+        .expect("dlq");
     assert_eq!(dlq.len(), 1);
     assert!(dlq[0].reason.contains("undecodable"), "{}", dlq[0].reason);
 }
@@ -386,4 +391,96 @@ async fn a_group_leased_elsewhere_is_reported_failed_and_back_soon() {
         got.iter().any(|m| m.message_id == held.message_id)
     })
     .await;
+}
+
+/// A Lambda invocation cannot wait out a pause: a record whose action
+/// needs a paused downstream is reported failed with nothing sent and
+/// nothing suppressed, and once the pause is off its redelivery performs
+/// the action. Under `pause.worker` no record is processed at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_hands_lambda_records_back_and_suppresses_nothing() {
+    let mut h = harness(
+        "embedded",
+        FakeConfig {
+            richpanel_quota: None,
+            ..FakeConfig::default()
+        },
+    )
+    .await;
+    h.worker.config.max_retry_delay = Duration::from_secs(1);
+    let set = |name: &'static str, value: &'static str| {
+        let flags = h.backend.flags.clone();
+        async move {
+            flags
+                .set(name, value, "test", "maintenance")
+                .await
+                .expect("flag");
+            // Past the flag cache's TTL.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    };
+    let invoke = |wait: Duration| {
+        let (backend, worker) = (h.backend.clone(), h.worker.clone());
+        async move {
+            let got = receive_n(&backend, 1, Duration::from_secs(30), wait).await;
+            let response =
+                worker::lambda::handle_batch(&worker, batch(got.iter().map(record).collect()))
+                    .await;
+            response.batch_item_failures.len()
+        }
+    };
+    let suppressed = |events: &[conversation::Event]| {
+        events
+            .iter()
+            .any(|e| matches!(e.body, EventBody::ActionSuppressed { .. }))
+    };
+
+    set("pause.richpanel", "on").await;
+    enqueue(
+        &h.backend,
+        &envelope("T-P", "m-1", "where is my order #1001?"),
+    )
+    .await;
+    assert_eq!(
+        invoke(Duration::from_secs(1)).await,
+        1,
+        "held record reported failed"
+    );
+    let held = events(&h.backend, "T-P").await;
+    assert!(!suppressed(&held), "{held:?}");
+    assert!(
+        held.iter().any(|e| matches!(&e.body, EventBody::ActionFailed { error, retryable: true, .. } if error.starts_with(conversation::HELD_PREFIX))),
+        "{held:?}"
+    );
+    assert!(h.fake.writes().is_empty(), "sent while paused");
+
+    set("pause.richpanel", "off").await;
+    assert_eq!(
+        invoke(Duration::from_secs(2)).await,
+        0,
+        "redelivery finishes"
+    );
+    let done = events(&h.backend, "T-P").await;
+    assert!(!suppressed(&done), "{done:?}");
+    assert!(
+        done.iter()
+            .any(|e| matches!(e.body, EventBody::ActionCompleted { .. })),
+        "{done:?}"
+    );
+    assert!(
+        !h.fake.writes().is_empty(),
+        "the held action was never sent"
+    );
+
+    set("pause.worker", "on").await;
+    enqueue(
+        &h.backend,
+        &envelope("T-Q", "m-1", "where is my order #1002?"),
+    )
+    .await;
+    assert_eq!(invoke(Duration::from_secs(1)).await, 1);
+    assert!(
+        events(&h.backend, "T-Q").await.is_empty(),
+        "processed under pause.worker"
+    );
 }

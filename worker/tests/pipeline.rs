@@ -309,7 +309,12 @@ async fn poison_goes_to_dlq_with_reason(kind: &str) {
     )
     .await;
     stop_worker(stop, task).await;
-    let dlq = h.backend.queue.dlq_list(10).await.expect("dlq list");
+    let dlq = h
+        .backend
+        .queue
+        .dlq_list(&ports::DlqFilter::default(), 10)
+        .await
+        .expect("dlq list");
     assert_eq!(dlq.len(), 1, "{dlq:?}");
     assert_eq!(dlq[0].dedup_id, "poison-1");
     assert!(
@@ -557,7 +562,12 @@ async fn a_panic_dead_letters_the_message_and_the_conversation_goes_on(kind: &st
     .await;
     wait_drained(&h.backend, Duration::from_secs(30)).await;
     stop_worker(stop, task).await;
-    let dead = h.backend.queue.dlq_list(10).await.expect("dlq");
+    let dead = h
+        .backend
+        .queue
+        .dlq_list(&ports::DlqFilter::default(), 10)
+        .await
+        .expect("dlq");
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert!(dead[0].reason.contains("panicked"), "{}", dead[0].reason);
 }
@@ -592,14 +602,19 @@ async fn a_message_failing_on_its_last_delivery_is_dead_lettered_with_its_reason
         || async {
             h.backend
                 .queue
-                .dlq_list(10)
+                .dlq_list(&ports::DlqFilter::default(), 10)
                 .await
                 .is_ok_and(|d| !d.is_empty())
         },
     )
     .await;
     stop_worker(stop, task).await;
-    let dead = h.backend.queue.dlq_list(10).await.expect("dlq");
+    let dead = h
+        .backend
+        .queue
+        .dlq_list(&ports::DlqFilter::default(), 10)
+        .await
+        .expect("dlq");
     assert_eq!(dead.len(), 1);
     assert!(
         dead[0].reason.contains("still failing after")

@@ -137,8 +137,12 @@ impl Queue for FlakyQueue {
     async fn dead_letter(&self, msg: &ReceivedMessage, reason: &str) -> ports::Result<()> {
         self.inner.dead_letter(msg, reason).await
     }
-    async fn dlq_list(&self, limit: usize) -> ports::Result<Vec<DeadLetter>> {
-        self.inner.dlq_list(limit).await
+    async fn dlq_list(
+        &self,
+        filter: &ports::DlqFilter,
+        limit: usize,
+    ) -> ports::Result<Vec<DeadLetter>> {
+        self.inner.dlq_list(filter, limit).await
     }
     async fn dlq_redrive(&self, which: Redrive) -> ports::Result<usize> {
         self.inner.dlq_redrive(which).await

@@ -162,7 +162,11 @@ async fn dead_letters(
     findings: &mut Vec<Finding>,
 ) -> anyhow::Result<HashMap<String, String>> {
     let mut by_event = HashMap::new();
-    for d in backend.queue.dlq_list(100_000).await? {
+    for d in backend
+        .queue
+        .dlq_list(&ports::DlqFilter::default(), 100_000)
+        .await?
+    {
         counts.dlq += 1;
         if d.reason.trim().is_empty() {
             counts.dlq_without_reason += 1;

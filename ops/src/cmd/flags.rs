@@ -12,6 +12,8 @@ use crate::backend_args::BackendArgs;
   switchyard flags
   switchyard flags set kill-switch all_writes --reason \"replies look wrong\"
   switchyard flags set shadow on --reason \"testing new rules\"
+  switchyard flags set pause richpanel on --reason \"Richpanel maintenance\"   # holds, sends later
+  switchyard flags set pause worker on --reason \"DB migration\"               # stops receiving
   switchyard flags history")]
 pub struct Args {
     #[command(subcommand)]
@@ -31,7 +33,10 @@ pub enum Action {
     ///
     /// Names and values: kill-switch off|auto_replies|all_writes; shadow on|off;
     /// safe-mode on|off; channel <name> on|off; template <id> on|off;
-    /// pause <downstream> on|off.
+    /// pause <downstream>|worker on|off. A pause defers: conversations
+    /// that need the downstream wait, and go on in order once it is off;
+    /// `pause worker` stops the worker receiving (the ingress keeps
+    /// acknowledging). The kill switch suppresses for good.
     ///
     /// Example: switchyard flags set kill-switch all_writes --reason "incident 42"
     Set {

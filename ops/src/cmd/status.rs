@@ -38,11 +38,57 @@ pub struct Stuck {
     pub idle_seconds: i64,
     pub pending_actions: usize,
     pub last_error: Option<String>,
+    /// Waiting on a paused downstream (its pending action says so), not
+    /// stuck.
+    pub held: bool,
+}
+
+/// Something paused (`pause.<downstream>` or `pause.worker`), with the
+/// audited change that paused it.
+#[derive(Debug, serde::Serialize)]
+pub struct Paused {
+    pub target: String,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub by: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// What is paused now, from the flags and their audit trail.
+async fn paused(flags: &dyn ports::FlagStore, set: &FlagSet) -> anyhow::Result<Vec<Paused>> {
+    let targets: Vec<&str> = set
+        .values
+        .iter()
+        .filter(|(_, v)| v.as_str() == "on")
+        .filter_map(|(k, _)| k.strip_prefix("pause."))
+        .collect();
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let history = flags
+        .history(1000)
+        .await
+        .context("reading the flag history")?;
+    Ok(targets
+        .into_iter()
+        .map(|target| {
+            let name = format!("pause.{target}");
+            // History is newest first: the last change that paused it.
+            let change = history.iter().find(|e| e.name == name && e.new == "on");
+            Paused {
+                target: target.to_owned(),
+                since: change.map(|e| e.at),
+                by: change.map(|e| e.actor.clone()),
+                reason: change.map(|e| e.reason.clone()),
+            }
+        })
+        .collect())
 }
 
 /// Conversations with requested/planned/failed-but-retryable actions and no
 /// event for `older_than`: their message is being retried (or lost its
-/// worker). Reads projections only; `scanned` tells how many.
+/// worker); and those whose pending action waits on a paused downstream
+/// (`held`), however long. Reads projections only; `scanned` tells how
+/// many.
 pub async fn stuck_conversations(
     store: &dyn ports::EventStore,
     older_than: chrono::Duration,
@@ -76,12 +122,17 @@ pub async fn stuck_conversations(
             let idle = c
                 .last_event_at
                 .map_or(chrono::Duration::zero(), |at| now - at);
-            if !c.pending.is_empty() && idle > older_than {
+            let last_error = c.pending.values().find_map(|p| p.last_error.clone());
+            let held = last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(conversation::HELD_PREFIX));
+            if !c.pending.is_empty() && (held || idle > older_than) {
                 stuck.push(Stuck {
                     conversation: name,
                     idle_seconds: idle.num_seconds(),
                     pending_actions: c.pending.len(),
-                    last_error: c.pending.values().find_map(|p| p.last_error.clone()),
+                    last_error,
+                    held,
                 });
             }
         }
@@ -149,6 +200,7 @@ struct Report {
     stuck: Vec<Stuck>,
     /// How many conversations were read looking for stuck ones.
     scanned: usize,
+    paused: Vec<Paused>,
 }
 
 impl Report {
@@ -162,7 +214,9 @@ impl Report {
             chrono::Duration::seconds(i64::try_from(args.stuck_after).unwrap_or(i64::MAX / 1000));
         let (stuck, scanned) =
             stuck_conversations(backend.events.as_ref(), stuck_after, args.scan_limit).await?;
+        let paused = paused(backend.flags.as_ref(), &flag_set).await?;
         Ok(Report {
+            paused,
             backend: backend.description,
             queue,
             flag_set,
@@ -184,14 +238,17 @@ impl Report {
                 .map(|(n, s)| (n.clone(), *s))
                 .collect::<BTreeMap<_, _>>()
         });
+        let (held, stuck): (Vec<&Stuck>, Vec<&Stuck>) = self.stuck.iter().partition(|s| s.held);
         super::print_json(&json!({
             "backend": self.backend,
+            "paused": self.paused,
+            "held": {"conversations": held},
             "queue": {"visible": queue.visible, "in_flight": queue.in_flight, "dlq": queue.dlq,
                       "oldest_age_seconds": self.oldest_age_seconds()},
             "flags": {"version": set.version, "kill_switch": flags.kill_switch.as_str(),
                       "shadow": flags.shadow, "safe_mode": flags.safe_mode, "values": set.values},
             "stuck": {"after_seconds": args.stuck_after, "scanned": self.scanned,
-                      "conversations": self.stuck},
+                      "conversations": stuck},
             "breakers": breakers,
         }));
     }
@@ -221,12 +278,47 @@ impl Report {
         out!("kill-switch  {}", flags.kill_switch.as_str());
         out!("shadow       {}", super::on_off(flags.shadow));
         out!("safe-mode    {}", super::on_off(flags.safe_mode));
+        self.print_paused();
         self.print_stuck(args.stuck_after);
         self.print_breakers(&args.serve_url);
     }
 
+    fn print_paused(&self) {
+        if self.paused.is_empty() {
+            out!("paused       nothing");
+            return;
+        }
+        let now = chrono::Utc::now();
+        for p in &self.paused {
+            let since = p.since.map_or("(since unknown)".to_owned(), |at| {
+                format!(
+                    "for {} s (since {})",
+                    (now - at).num_seconds(),
+                    at.format("%Y-%m-%dT%H:%M:%SZ")
+                )
+            });
+            out!(
+                "paused       {} {since} by {}: {}",
+                p.target,
+                p.by.as_deref().unwrap_or("?"),
+                p.reason.as_deref().unwrap_or("?")
+            );
+        }
+        let held: Vec<&Stuck> = self.stuck.iter().filter(|s| s.held).collect();
+        if !held.is_empty() {
+            out!(
+                "held         {} conversation(s) waiting for a paused downstream (resume: switchyard flags set pause <downstream> off):",
+                held.len()
+            );
+            for h in held {
+                out!("  {}  held {} s", h.conversation, h.idle_seconds);
+            }
+        }
+    }
+
     fn print_stuck(&self, stuck_after: u64) {
-        if self.stuck.is_empty() {
+        let stuck: Vec<&Stuck> = self.stuck.iter().filter(|s| !s.held).collect();
+        if stuck.is_empty() {
             out!(
                 "stuck        none (of {} conversations; idle > {stuck_after} s with unfinished actions)",
                 self.scanned
@@ -235,9 +327,9 @@ impl Report {
         }
         out!(
             "stuck        {} conversation(s) idle > {stuck_after} s with unfinished actions:",
-            self.stuck.len()
+            stuck.len()
         );
-        for stuck in &self.stuck {
+        for stuck in stuck {
             out!(
                 "  {}  idle {} s, {} pending{}  (switchyard inspect {})",
                 stuck.conversation,

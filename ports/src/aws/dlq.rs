@@ -8,7 +8,7 @@ use super::error::{built, from_sdk};
 use super::item::from_millis;
 use super::sqs::{ATTR_DEDUP, ATTR_DLQ_META, AwsQueue, DlqMeta, message_attr, parse_received};
 use crate::queue::ATTR_DLQ_REASON;
-use crate::{DeadLetter, PortError, Redrive, Result};
+use crate::{DeadLetter, DlqFilter, PortError, Redrive, Result};
 
 /// How long `dlq_list` holds the messages it looks at (released at once
 /// after; this only matters if the process dies mid-listing).
@@ -23,16 +23,28 @@ const MAX_REDRIVE_BATCHES: usize = 10_000;
 
 impl AwsQueue {
     /// [`crate::Queue::dlq_list`] (see the module docs).
-    pub(super) async fn list_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+    pub(super) async fn list_dead_letters(
+        &self,
+        filter: &DlqFilter,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>> {
         let mut held = Vec::new();
         let mut letters = Vec::new();
         let mut failure = None;
-        while letters.len() < limit {
-            let want = (limit - letters.len()).min(10) as u32;
-            let batch = match self
-                .receive_from(&self.dlq_url, want, DLQ_HOLD, DLQ_WAIT)
-                .await
-            {
+        // Every message looked at stays held until the end, so each receive
+        // brings new ones until the DLQ has no more to give.
+        for _ in 0..MAX_REDRIVE_BATCHES {
+            if letters.len() >= limit {
+                break;
+            }
+            // A filtered listing may look at the whole DLQ to fill `limit`:
+            // it holds what it saw as long as a redrive does.
+            let (want, hold) = if filter.is_everything() {
+                ((limit - letters.len()).min(10) as u32, DLQ_HOLD)
+            } else {
+                (10, REDRIVE_HOLD)
+            };
+            let batch = match self.receive_from(&self.dlq_url, want, hold, DLQ_WAIT).await {
                 Ok(b) => b,
                 Err(e) => {
                     failure = Some(e);
@@ -45,7 +57,8 @@ impl AwsQueue {
             for m in &batch {
                 held.extend(m.receipt_handle().map(str::to_owned));
                 match self.parse_dead_letter(m) {
-                    Ok(dl) => letters.push(dl),
+                    Ok(dl) if filter.matches(&dl) => letters.push(dl),
+                    Ok(_) => {}
                     Err(e) => failure = failure.or(Some(e)),
                 }
             }
@@ -92,7 +105,7 @@ impl AwsQueue {
                 };
                 let take = match &which {
                     Redrive::One(id) => moved == 0 && dl.id == *id,
-                    Redrive::All { group } => group.as_ref().is_none_or(|g| *g == dl.group_id),
+                    Redrive::Matching(filter) => filter.matches(&dl),
                 };
                 if !take || failure.is_some() {
                     skipped.push(receipt);

@@ -34,7 +34,8 @@ use super::error::from_sdk;
 use super::sqs::{ATTR_DLQ_META, AwsQueue, DlqMeta, RESERVED, parse_received, secs, stale_receipt};
 use crate::queue::ATTR_DLQ_REASON;
 use crate::{
-    DeadLetter, OutgoingMessage, PortError, Queue, QueueStats, ReceivedMessage, Redrive, Result,
+    DeadLetter, DlqFilter, OutgoingMessage, PortError, Queue, QueueStats, ReceivedMessage, Redrive,
+    Result,
 };
 
 /// SQS allows 10 message attributes; `dead_letter` adds two.
@@ -146,8 +147,8 @@ impl Queue for AwsQueue {
         Ok(())
     }
 
-    async fn dlq_list(&self, limit: usize) -> Result<Vec<DeadLetter>> {
-        self.list_dead_letters(limit).await
+    async fn dlq_list(&self, filter: &DlqFilter, limit: usize) -> Result<Vec<DeadLetter>> {
+        self.list_dead_letters(filter, limit).await
     }
 
     async fn dlq_redrive(&self, which: Redrive) -> Result<usize> {

@@ -29,7 +29,8 @@ use super::queue_sql::{
 use super::sql::{SqlResult, dur_ms, now_ms, to_time, to_u64};
 use crate::queue::ATTR_DLQ_REASON;
 use crate::{
-    DeadLetter, OutgoingMessage, PortError, Queue, QueueStats, ReceivedMessage, Redrive, Result,
+    DeadLetter, DlqFilter, OutgoingMessage, PortError, Queue, QueueStats, ReceivedMessage, Redrive,
+    Result,
 };
 
 /// Longest single sleep of a long poll between checks (a safety net; wakes
@@ -89,6 +90,39 @@ fn stale_receipt() -> PortError {
 }
 
 type DlqRow = (DeadLetter, String, i64);
+
+/// Up to `limit` dead letters `filter` matches, with their seq, in DLQ
+/// order.
+fn dead_letters(
+    conn: &Connection,
+    filter: &DlqFilter,
+    limit: usize,
+) -> Result<Vec<(i64, DeadLetter)>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, group_id, dedup_id, body, attributes, reason, receive_count, sent_at, seq
+             FROM queue_dlq WHERE ?1 IS NULL OR group_id = ?1 ORDER BY seq",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map([&filter.group], |r| {
+            Ok((dead_letter_from_row(r)?, r.get(8)?))
+        })
+        .db()?;
+    let mut letters = Vec::new();
+    for row in rows {
+        if letters.len() >= limit {
+            break;
+        }
+        let ((mut d, attrs, sent_at), seq) = row.db()?;
+        d.attributes = attrs_from_json(&attrs)?;
+        d.sent_at = to_time(sent_at)?;
+        if filter.matches(&d) {
+            letters.push((seq, d));
+        }
+    }
+    Ok(letters)
+}
 
 fn dead_letter_from_row(r: &Row<'_>) -> rusqlite::Result<DlqRow> {
     Ok((
@@ -250,28 +284,14 @@ impl Queue for SqliteQueue {
         Ok(())
     }
 
-    async fn dlq_list(&self, limit: usize) -> Result<Vec<DeadLetter>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    async fn dlq_list(&self, filter: &DlqFilter, limit: usize) -> Result<Vec<DeadLetter>> {
+        let filter = filter.clone();
         self.db
             .read(move |conn| {
-                let rows = conn
-                    .prepare_cached(
-                        "SELECT id, group_id, dedup_id, body, attributes, reason, receive_count,
-                                sent_at
-                         FROM queue_dlq ORDER BY seq LIMIT ?1",
-                    )
-                    .db()?
-                    .query_map([limit], dead_letter_from_row)
-                    .db()?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .db()?;
-                rows.into_iter()
-                    .map(|(mut d, attrs, sent_at)| {
-                        d.attributes = attrs_from_json(&attrs)?;
-                        d.sent_at = to_time(sent_at)?;
-                        Ok(d)
-                    })
-                    .collect()
+                Ok(dead_letters(conn, &filter, limit)?
+                    .into_iter()
+                    .map(|(_, d)| d)
+                    .collect())
             })
             .await
     }
@@ -290,16 +310,10 @@ impl Queue for SqliteQueue {
                             .db()?;
                         vec![seq.ok_or_else(|| PortError::NotFound(format!("dead letter {id}")))?]
                     }
-                    Redrive::All { group } => conn
-                        .prepare(
-                            "SELECT seq FROM queue_dlq WHERE ?1 IS NULL OR group_id = ?1
-                             ORDER BY seq",
-                        )
-                        .db()?
-                        .query_map([group], |r| r.get(0))
-                        .db()?
-                        .collect::<rusqlite::Result<Vec<i64>>>()
-                        .db()?,
+                    Redrive::Matching(filter) => dead_letters(conn, filter, usize::MAX)?
+                        .into_iter()
+                        .map(|(seq, _)| seq)
+                        .collect(),
                 };
                 let now = now_ms();
                 for seq in &seqs {

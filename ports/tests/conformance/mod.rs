@@ -109,6 +109,7 @@ macro_rules! conformance_suite {
             queue_dlq_after_max_receives,
             queue_dead_letter_with_reason,
             queue_redrive_keeps_ids_and_order,
+            queue_dlq_filters_select_what_a_redrive_moves,
             ledger_create_conflict_returns_existing,
             ledger_expired_in_progress_taken_over,
             ledger_release_only_by_owner,

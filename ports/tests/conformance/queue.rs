@@ -1,7 +1,7 @@
 //! Queue cases: FIFO groups, visibility, dedup, DLQ, redrive.
 use std::time::Duration;
 
-use ports::{PortError, Redrive};
+use ports::{DlqFilter, PortError, Redrive};
 
 use super::{Harness, MAX_RECEIVE_COUNT, bodies, msg, receive_n, receive_none, secs};
 
@@ -196,7 +196,10 @@ pub async fn queue_dlq_after_max_receives(h: &Harness) {
         ["next"],
         "poison moved aside, group unblocked"
     );
-    let dlq = q.dlq_list(10).await.expect("dlq list");
+    let dlq = q
+        .dlq_list(&DlqFilter::default(), 10)
+        .await
+        .expect("dlq list");
     assert_eq!(dlq.len(), 1, "{dlq:?}");
     let dead = &dlq[0];
     assert_eq!(dead.body, "poison");
@@ -224,7 +227,10 @@ pub async fn queue_dead_letter_with_reason(h: &Harness) {
         .expect("dead letter");
     let next = receive_n(&h.b, 1, 1, secs(30), secs(10)).await;
     assert_eq!(bodies(&next), ["good"], "group unblocked at once");
-    let dlq = q.dlq_list(10).await.expect("dlq list");
+    let dlq = q
+        .dlq_list(&DlqFilter::default(), 10)
+        .await
+        .expect("dlq list");
     assert_eq!(dlq.len(), 1, "{dlq:?}");
     assert_eq!(dlq[0].id, got[0].message_id, "DLQ id is the message id");
     assert_eq!(dlq[0].reason, "poison: body is not an envelope");
@@ -264,7 +270,10 @@ pub async fn queue_redrive_keeps_ids_and_order(h: &Harness) {
         }
     }
     assert_eq!(done.len(), 4, "{done:?}");
-    let dlq = q.dlq_list(10).await.expect("dlq list");
+    let dlq = q
+        .dlq_list(&DlqFilter::default(), 10)
+        .await
+        .expect("dlq list");
     let g_order: Vec<&str> = dlq
         .iter()
         .filter(|d| d.group_id == "g")
@@ -273,13 +282,17 @@ pub async fn queue_redrive_keeps_ids_and_order(h: &Harness) {
     assert_eq!(g_order, ["g-one", "g-two"], "DLQ keeps group order");
 
     let moved = q
-        .dlq_redrive(Redrive::All {
+        .dlq_redrive(Redrive::Matching(DlqFilter {
             group: Some("g".into()),
-        })
+            ..DlqFilter::default()
+        }))
         .await
         .expect("redrive group g");
     assert_eq!(moved, 2);
-    let left = q.dlq_list(10).await.expect("dlq list");
+    let left = q
+        .dlq_list(&DlqFilter::default(), 10)
+        .await
+        .expect("dlq list");
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].group_id, "h", "other groups stay in the DLQ");
 
@@ -320,5 +333,148 @@ pub async fn queue_redrive_keeps_ids_and_order(h: &Harness) {
         again[0].receive_count, 1,
         "a redriven message starts afresh"
     );
-    assert!(q.dlq_list(10).await.expect("dlq list").is_empty());
+    assert!(
+        q.dlq_list(&DlqFilter::default(), 10)
+            .await
+            .expect("dlq list")
+            .is_empty()
+    );
+}
+
+/// The DLQ filters (reason as a regular expression, source, group, sent
+/// time) select the same dead letters for a listing and for a redrive, and
+/// a filtered redrive moves only those, in their group's order.
+pub async fn queue_dlq_filters_select_what_a_redrive_moves(h: &Harness) {
+    let q = &h.b.queue;
+    let with_source = |group: &str, dedup: &str, source: &str| {
+        let mut m = msg(group, dedup, dedup);
+        m.attributes
+            .insert(ports::ATTR_SOURCE.to_owned(), source.to_owned());
+        m
+    };
+    // (group, dedup id = body, source, reason)
+    let letters = [
+        (
+            "a",
+            "a1",
+            "richpanel",
+            "downstream rejected: 422 from richpanel",
+        ),
+        ("a", "a2", "richpanel", "poison: body is not an envelope"),
+        (
+            "a",
+            "a3",
+            "richpanel",
+            "downstream rejected: 400 from richpanel",
+        ),
+        ("b", "b1", "ses", "downstream rejected: 422 from richpanel"),
+    ];
+    for (group, dedup, source, _) in &letters[..2] {
+        q.send(with_source(group, dedup, source))
+            .await
+            .expect("send");
+    }
+    // A second between the first two and the rest, as send times count
+    // in milliseconds (SQS) and the filter compares them.
+    tokio::time::sleep(secs(1)).await;
+    let later = chrono::Utc::now();
+    for (group, dedup, source, _) in &letters[2..] {
+        q.send(with_source(group, dedup, source))
+            .await
+            .expect("send");
+    }
+    let reason_of = |body: &str| {
+        letters
+            .iter()
+            .find(|l| l.1 == body)
+            .map(|l| l.3)
+            .expect("known body")
+    };
+    let mut dead = 0;
+    for _ in 0..10 {
+        if dead == letters.len() {
+            break;
+        }
+        for m in receive_n(&h.b, 1, 10, secs(30), secs(5)).await {
+            q.dead_letter(&m, reason_of(&m.body))
+                .await
+                .expect("dead letter");
+            dead += 1;
+        }
+    }
+    assert_eq!(dead, letters.len());
+    let listed = |filter: DlqFilter| async move {
+        let mut got: Vec<String> = q
+            .dlq_list(&filter, 100)
+            .await
+            .expect("dlq list")
+            .into_iter()
+            .map(|d| d.body)
+            .collect();
+        got.sort();
+        got
+    };
+    let rejected = || DlqFilter {
+        reason: Some(regex::Regex::new("^downstream rejected: 4(00|22)").expect("regex")),
+        ..DlqFilter::default()
+    };
+    assert_eq!(listed(rejected()).await, ["a1", "a3", "b1"], "by reason");
+    assert_eq!(
+        listed(DlqFilter {
+            source: Some("ses".into()),
+            ..DlqFilter::default()
+        })
+        .await,
+        ["b1"],
+        "by source"
+    );
+    assert_eq!(
+        listed(DlqFilter {
+            since: Some(later),
+            ..DlqFilter::default()
+        })
+        .await,
+        ["a3", "b1"],
+        "since"
+    );
+    assert_eq!(
+        listed(DlqFilter {
+            until: Some(later),
+            ..DlqFilter::default()
+        })
+        .await,
+        ["a1", "a2"],
+        "until"
+    );
+    let of_a_rejected = DlqFilter {
+        group: Some("a".into()),
+        ..rejected()
+    };
+    assert_eq!(
+        listed(of_a_rejected.clone()).await,
+        ["a1", "a3"],
+        "group and reason"
+    );
+
+    let moved = q
+        .dlq_redrive(Redrive::Matching(of_a_rejected))
+        .await
+        .expect("filtered redrive");
+    assert_eq!(moved, 2, "moves exactly what the listing showed");
+    assert_eq!(
+        listed(DlqFilter::default()).await,
+        ["a2", "b1"],
+        "the rest stays in the DLQ"
+    );
+    let mut back = Vec::new();
+    for _ in 0..10 {
+        if back.len() == 2 {
+            break;
+        }
+        for m in receive_n(&h.b, 1, 1, secs(30), secs(5)).await {
+            q.delete(&m.receipt).await.expect("delete");
+            back.push(m.body);
+        }
+    }
+    assert_eq!(back, ["a1", "a3"], "redriven in group order");
 }

@@ -290,8 +290,12 @@ impl ports::Queue for CountingQueue {
     async fn dead_letter(&self, msg: &ports::ReceivedMessage, reason: &str) -> ports::Result<()> {
         self.inner.dead_letter(msg, reason).await
     }
-    async fn dlq_list(&self, limit: usize) -> ports::Result<Vec<ports::DeadLetter>> {
-        self.inner.dlq_list(limit).await
+    async fn dlq_list(
+        &self,
+        filter: &ports::DlqFilter,
+        limit: usize,
+    ) -> ports::Result<Vec<ports::DeadLetter>> {
+        self.inner.dlq_list(filter, limit).await
     }
     async fn dlq_redrive(&self, which: ports::Redrive) -> ports::Result<usize> {
         self.inner.dlq_redrive(which).await
